@@ -93,6 +93,8 @@ def build_context() -> dict[str, Any]:
                 raise ValueError(f"field {f.key!r} has two meanings in the entity table")
             terms[f.key] = definition
     terms["ContactPoint"] = "ea:ContactPoint"
+    # Not a record field: the shortcut a cooperation states about its partners.
+    terms["cooperatesWith"] = {"@id": "ea:cooperatesWith", "@type": "@id", "@container": "@set"}
     return {"@context": terms}
 
 

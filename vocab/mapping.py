@@ -191,8 +191,8 @@ def _node_uri(subject: URIRef, node: Node, index: int | None) -> URIRef:
     return URIRef(f"{subject}#{node.fragment}" + (f"-{index}" if index else ""))
 
 
-def _add_cooperation_shortcut(g: Graph, partners: list[str], base: str) -> None:
-    """ea:cooperatesWith between the partners, stated only for our own subjects.
+def _cooperation_shortcuts(partners: list[str], base: str) -> Iterator[tuple[str, str]]:
+    """The ea:cooperatesWith pairs a cooperation implies, for our own subjects only.
 
     A node may only state things about IRIs under its own base (authority), so
     the shortcut is written from each local partner towards the other one.
@@ -202,7 +202,12 @@ def _add_cooperation_shortcut(g: Graph, partners: list[str], base: str) -> None:
         if partner.startswith(prefix):
             for other in partners:
                 if other != partner:
-                    g.add((URIRef(partner), EA.cooperatesWith, URIRef(other)))
+                    yield partner, other
+
+
+def _add_cooperation_shortcut(g: Graph, partners: list[str], base: str) -> None:
+    for partner, other in _cooperation_shortcuts(partners, base):
+        g.add((URIRef(partner), EA.cooperatesWith, URIRef(other)))
 
 
 # --------------------------------------------------------------------------- reverse
@@ -301,13 +306,21 @@ def to_jsonld(kind: str, record: Record, base: str, context: Any = CONTEXT_URL) 
     """The record as a JSON-LD document compacted with the Atlas context.
 
     It states exactly what `to_graph` states (tests check this with a JSON-LD
-    processor), except the cooperation shortcut, which only the graph carries.
+    processor); a cooperation's shortcut statements about its partners travel
+    in an ``@included`` block (JSON-LD 1.1 §4.7), so they stay in the same graph.
     """
     spec = entity(kind)
     subject = entity_uri(base, kind, record["id"])
     doc: dict[str, Any] = {"@context": context, "id": str(subject)}
     doc["type"] = [_type_term(t) for t in spec.types]
     doc.update(_jsonld_fields(str(subject), spec.fields, record))
+    if spec.kind == "cooperation":
+        shortcuts: dict[str, list[str]] = {}
+        for partner, other in _cooperation_shortcuts(record.get("partners", []), base):
+            shortcuts.setdefault(partner, []).append(other)
+        if shortcuts:
+            doc["@included"] = [{"id": p, "cooperatesWith": sorted(o)}
+                                for p, o in sorted(shortcuts.items())]
     return doc
 
 

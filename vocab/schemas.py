@@ -64,6 +64,10 @@ class _DateTime(fields.String):
             raise ValidationError("Not a date-time (YYYY-MM-DDTHH:MM[:SS][+HH:MM|Z]).") from None
         if "T" not in text:
             raise ValidationError("Not a date-time (YYYY-MM-DDTHH:MM[:SS][+HH:MM|Z]).")
+        if parsed.tzinfo is None:
+            # RFC 3339 (and so OpenAPI's date-time) needs the offset; a bare local time
+            # is ambiguous to anyone outside the city.
+            raise ValidationError("A date-time needs a time zone offset (Z or +HH:MM).")
         out = parsed.isoformat(timespec="seconds")
         return out.replace("+00:00", "Z")
 
@@ -131,7 +135,7 @@ def _field(f: Field) -> fields.Field:
         return nested
     leaf = _leaf(f)
     if f.many:
-        low, high = f.cardinality or (0, _MAX_ITEMS)
+        low, high = f.cardinality or (1 if f.required else 0, _MAX_ITEMS)
         return fields.List(leaf, validate=validate.Length(min=low, max=high))
     return leaf
 

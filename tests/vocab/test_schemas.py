@@ -74,3 +74,9 @@ def test_cooperation_needs_two_different_partners():
 def test_non_objects_are_refused():
     with pytest.raises(InvalidRecord):
         load_record("actor", ["not", "an", "object"])
+
+
+def test_datetimes_need_a_time_zone():
+    with pytest.raises(InvalidRecord) as info:
+        load_record("event", {"name": {"de": "Fest"}, "startDate": "2026-06-01T14:00"})
+    assert "startDate" in info.value.errors
