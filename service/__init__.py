@@ -1,0 +1,30 @@
+"""The Engagement Atlas web service: one Flask app for a city node (and, later, an index)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+
+__all__ = ["__version__", "create_app"]
+
+__version__ = "0.1.0"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, database, error handling, blueprints, CLI."""
+    app = Flask(__name__, instance_path=os.path.abspath(
+        os.environ.get("ATLAS_INSTANCE", "instance")))
+    from . import config, db, problems
+
+    config.load_config(app, test_config)
+    db.init_app(app)
+    problems.init_app(app)
+
+    from . import api, public, rendering
+
+    rendering.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(public.bp)
+    return app
