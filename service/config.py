@@ -31,6 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "WIKIDATA": "",
     "LICENSE": DEFAULT_LICENSE,
     "CONTACT_EMAIL": "",
+    # True on nodes that publish sample data (the demo): every page says so.
+    "SAMPLE_DATA": False,
     # SQLAlchemy URL; empty means SQLite in the instance folder.
     "DATABASE_URL": "",
     "PAGE_SIZE": 50,

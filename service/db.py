@@ -67,7 +67,9 @@ def _close_session(_exc: BaseException | None) -> None:
 def _alembic_config(eng: Engine) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", eng.url.render_as_string(hide_password=False))
+    # Alembic's config is an INI parser: a "%" (e.g. a socket path in the URL) must be doubled.
+    url = eng.url.render_as_string(hide_password=False).replace("%", "%%")
+    cfg.set_main_option("sqlalchemy.url", url)
     return cfg
 
 
@@ -82,4 +84,5 @@ def upgrade(app: Flask, revision: str = "head") -> None:
 
 def is_current(app: Flask) -> bool:
     """True when the database has every table of the current schema."""
-    return {"entities", "facets", "changes", "tokens"} <= set(inspect(engine(app)).get_table_names())
+    tables = set(inspect(engine(app)).get_table_names())
+    return {"entities", "facets", "changes", "tokens"} <= tables

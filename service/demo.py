@@ -72,6 +72,7 @@ def load_nodes(host: str, first_port: int) -> list[DemoNode]:
             "NODE_DESCRIPTION": _one_language(meta.get("description")),
             "CITY": meta.get("city", ""),
             "MUNICIPALITY_KEY": meta.get("municipality_key", ""),
+            "SAMPLE_DATA": True,
         }
         nodes.append(DemoNode(slug, settings, doc["records"], port))
     return nodes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import orjson
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 import exports
@@ -32,6 +32,9 @@ def problem_response(error: AtlasError) -> Response:
 def _wants_html() -> bool:
     if request.path.startswith("/api/"):
         return False
+    chosen = g.get("atlas_format")  # set by views that picked a format before failing
+    if chosen is not None:
+        return chosen == "html"
     fmt = exports.negotiate(request.headers.get("Accept"))
     return fmt is not None and fmt.name == "html"
 

@@ -17,7 +17,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 from rdflib import Graph
 from sqlalchemy import func, select
 from werkzeug.http import http_date
@@ -191,6 +191,13 @@ def _choose_format(ext: str | None, allowed: Iterable[str]) -> tuple[exports.For
 
     Precedence: extension, then ``?format=`` (name, extension or media type), then Accept.
     """
+    fmt, negotiated = _pick_format(ext, allowed)
+    # Errors raised later (404, 410) answer in the format the client asked for.
+    g.atlas_format = fmt.name
+    return fmt, negotiated
+
+
+def _pick_format(ext: str | None, allowed: Iterable[str]) -> tuple[exports.Format, bool]:
     allowed = set(allowed)
     available = [f for f in exports.formats() if f.name in allowed]
     if ext is not None:

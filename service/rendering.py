@@ -351,7 +351,7 @@ def _render(payload: exports.Payload) -> bytes:
 
 HTML = exports.Format(
     name="html",
-    media_types=("text/html", "application/xhtml+xml"),
+    media_types=("text/html",),
     extensions=("html",),
     render=_render,
 )
@@ -366,6 +366,7 @@ def _node_info() -> dict[str, Any]:
             "description": config["NODE_DESCRIPTION"],
             "license": config["LICENSE"],
             "contact": config["CONTACT_EMAIL"],
+            "sample_data": config["SAMPLE_DATA"],
         },
         "collections": [(e.collection, COLLECTION_LABELS.get(e.collection, e.collection))
                         for e in ENTITIES.values()],

@@ -456,3 +456,10 @@ def test_vocabulary_page_and_namespace(client):
     assert browser.status_code == 303 and browser.headers["Location"].endswith("/vocab")
     assert client.get("/ns", headers={"Accept": "image/png"}).status_code == 406
     assert exports.get("turtle") is not None
+
+
+def test_sample_data_nodes_say_so_on_every_page(app, client):
+    assert "Beispieldaten" not in client.get("/").get_data(as_text=True)
+    app.config["SAMPLE_DATA"] = True
+    for path in ("/", "/actors"):
+        assert "Beispieldaten / sample data" in client.get(path).get_data(as_text=True)
