@@ -270,20 +270,21 @@ def _pager(page: int, pages: int, page_url) -> list[tuple[str, str]]:
 
 def _related(uri: str) -> list[dict[str, Any]]:
     """Entities whose references point at ``uri``, found through the facets."""
-    session = db.session()
+    found = store.referrers(db.session(), uri, [(kind, key) for kind, key, _ in INBOUND],
+                            RELATED_LIMIT)
     groups = []
     for kind, key, heading in INBOUND:
-        result = store.list_page(session, kind, filters={key: [uri]}, per_page=RELATED_LIMIT)
-        if not result.total:
+        if (kind, key) not in found:
             continue
+        total, items = found[(kind, key)]
         collection_name = ENTITIES[kind].collection
         groups.append({
-            "key": f"{kind}.{key}", "heading": heading, "kind": kind, "total": result.total,
+            "key": f"{kind}.{key}", "heading": heading, "kind": kind, "total": total,
             "more": f"{url_for('public.collection', name=collection_name)}?"
                     + urlencode({key: uri}),
             "items": [{"id": s.id, "version": s.version,
                        "uri": str(entity_uri(_base(), kind, s.id)), **s.record}
-                      for s in result.items],
+                      for s in items],
         })
     return groups
 

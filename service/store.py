@@ -17,8 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from vocab import ENTITIES, entity
-from vocab.mapping import iter_fields
+from vocab import entity
 
 from .errors import BadRequest, Conflict, Gone, NotFound, PreconditionFailed
 from .models import Change, EntityRow, Facet
@@ -33,6 +32,7 @@ __all__ = [
     "get",
     "list_page",
     "new_id",
+    "referrers",
     "replace",
 ]
 
@@ -152,6 +152,39 @@ def list_page(session: Session, kind: str, *, filters: Mapping[str, Iterable[str
                            .order_by(EntityRow.modified.desc(), EntityRow.pk.desc())
                            .limit(per_page).offset((page - 1) * per_page))
     return Page([EntityState.from_row(r) for r in rows], total or 0, page, per_page)
+
+
+def referrers(session: Session, uri: str, pairs: Iterable[tuple[str, str]], limit: int
+              ) -> dict[tuple[str, str], tuple[int, list[EntityState]]]:
+    """Live entities whose reference field ``key`` (of kind ``kind``) holds ``uri``.
+
+    For each wanted (kind, key) pair: the total and up to ``limit`` entities, newest
+    change first — two queries however many pairs there are.
+    """
+    wanted = set(pairs)
+    live = and_(Facet.value == uri, EntityRow.deleted.is_(None))
+    counts = {
+        (kind, key): total
+        for kind, key, total in session.execute(
+            select(EntityRow.kind, Facet.key, func.count())
+            .join(Facet, Facet.entity_pk == EntityRow.pk).where(live)
+            .group_by(EntityRow.kind, Facet.key))
+        if (kind, key) in wanted
+    }
+    if not counts:
+        return {}
+    rank = func.row_number().over(partition_by=(EntityRow.kind, Facet.key),
+                                  order_by=(EntityRow.modified.desc(), EntityRow.pk.desc()))
+    ranked = (select(EntityRow.pk, Facet.key.label("key"), rank.label("rank"))
+              .join(Facet, Facet.entity_pk == EntityRow.pk).where(live).subquery())
+    rows = session.execute(
+        select(EntityRow, ranked.c.key).join(ranked, ranked.c.pk == EntityRow.pk)
+        .where(ranked.c.rank <= limit).order_by(ranked.c.rank))
+    found: dict[tuple[str, str], list[EntityState]] = {pair: [] for pair in counts}
+    for row, key in rows:
+        if (row.kind, key) in found:
+            found[(row.kind, key)].append(EntityState.from_row(row))
+    return {pair: (counts[pair], found[pair]) for pair in counts}
 
 
 def find_by_external_id(session: Session, kind: str, data: Mapping[str, Any]
@@ -295,10 +328,3 @@ def _write_facets(session: Session, pk: int, kind: str, data: Mapping[str, Any])
         session.execute(insert(Facet), [{"entity_pk": pk, "key": k, "value": v}
                                         for k, v in sorted(rows)])
 
-
-def all_kinds() -> tuple[str, ...]:
-    return tuple(ENTITIES)
-
-
-def _unused(*_: Any) -> None:  # keeps linters quiet about iter_fields re-export
-    iter_fields  # noqa: B018
