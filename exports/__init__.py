@@ -7,7 +7,17 @@ This package never imports Flask or the service.
 
 from __future__ import annotations
 
-from . import csv, geojson, jsonld, ntriples, rdfxml, turtle, xlsx  # noqa: F401 (registration)
+# Importing a format module registers it.
+from . import (  # noqa: F401
+    csv,
+    geojson,
+    jsonld,
+    nquads,
+    ntriples,
+    rdfxml,
+    turtle,
+    xlsx,
+)
 from .errors import ExportError, TabularError
 from .registry import (
     PREFERENCE,

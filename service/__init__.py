@@ -22,9 +22,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     problems.init_app(app)
 
-    from . import api, public, rendering
+    from . import api, dumps, public, rendering
 
     rendering.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(dumps.bp)
+
+    from . import catalog, peers
+
+    app.register_blueprint(catalog.bp)
+    app.register_blueprint(peers.bp)
+
+    from . import feed
+
+    app.register_blueprint(feed.bp)
+
+    from . import sparql
+
+    app.register_blueprint(sparql.bp)
     return app

@@ -334,5 +334,75 @@ def demo_command(host: str, port: int, directory: Path | None, check: bool) -> N
         raise click.ClickException(str(exc)) from None
 
 
+# --------------------------------------------------------------------------- dumps
+
+
+@main.group("dumps", cls=AppGroup)
+def dumps_group() -> None:
+    """Whole-dataset dump files (served at /dumps/, rebuilt when the data change)."""
+
+
+@dumps_group.command("build")
+def dumps_build_command() -> None:
+    """Rebuild every dump file now (after a large import, or from cron on big nodes)."""
+    from .dumps import build_all
+
+    for dump, state, seconds in build_all(current_app):
+        click.echo(f"{dump.name:32} {state.records:>8} entities {state.size:>12,} bytes "
+                   f"{seconds:7.2f} s")
+
+
+# --------------------------------------------------------------------------- peers
+
+
+@main.group("peers", cls=AppGroup)
+def peers_group() -> None:
+    """Other nodes and indexes this node knows (listed at its entry URL)."""
+
+
+@peers_group.command("add")
+@click.argument("url")
+@click.option("--kind", type=click.Choice(["node", "index"]), default="node", show_default=True,
+              help="Another node, or an index that aggregates nodes.")
+@click.option("--name", help="A name to show, e.g. 'Engagement-Atlas Leipzig'.")
+def peers_add_command(url: str, kind: str, name: str | None) -> None:
+    """Add a peer by its entry URL (http or https)."""
+    from .errors import Conflict
+    from .peers import add_peer
+
+    try:
+        peer = add_peer(db.session(), url, kind, name, own_base=current_app.config["BASE_URL"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="URL") from None
+    except Conflict as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"Added {peer.kind} {peer.id}: {peer.url}")
+
+
+@peers_group.command("remove")
+@click.argument("url_or_id")
+def peers_remove_command(url_or_id: str) -> None:
+    """Remove a peer by its URL or id."""
+    from .errors import NotFound
+    from .peers import remove_peer
+
+    try:
+        peer = remove_peer(db.session(), url_or_id)
+    except NotFound as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"Removed {peer.kind} {peer.id}: {peer.url}")
+
+
+@peers_group.command("list")
+def peers_list_command() -> None:
+    """List the peers."""
+    from .peers import known_peers
+
+    rows = [("ID", "KIND", "URL", "NAME", "ADDED")]
+    for peer in known_peers(db.session()):
+        rows.append((str(peer.id), peer.kind, peer.url, peer.name or "-", _when(peer.added)))
+    _table(rows)
+
+
 if __name__ == "__main__":
     main()

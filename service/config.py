@@ -41,6 +41,51 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     # Largest spreadsheet `atlas import` reads (bytes).
     "MAX_IMPORT_BYTES": 20 * 1024 * 1024,
+    # --- dumps (issue 4)
+    # Folder of the dump files served at /dumps/; empty means "dumps" in the instance folder.
+    "DUMPS_DIR": "",
+    # Entities read from the database per query while a dump is written (bounds its memory).
+    "DUMP_BATCH_SIZE": 500,
+    # gzip level of the dump files: 1 is fastest, 9 smallest.
+    "DUMP_COMPRESSLEVEL": 6,
+    # Seconds a download waits for the first build of a dump running in another worker
+    # before it answers 503 with Retry-After (later rebuilds serve the previous file).
+    "DUMP_WAIT_SECONDS": 30,
+    # --- catalog (issue 4)
+    # Publisher named in the DCAT catalog and at / (foaf:name); empty: CITY, else NODE_NAME.
+    "PUBLISHER_NAME": "",
+    # Website of the publisher (foaf:homepage), e.g. https://www.dresden.de; optional.
+    "PUBLISHER_URL": "",
+    # dcatde:contributorID of every dataset: the IRI GovData assigned to this data provider
+    # (http://dcat-ap.de/def/contributors/...); leave empty unless one was assigned.
+    "CONTRIBUTOR_ID": "",
+    # --- feed (issue 4)
+    # Changes per page of the LDES feed (/feed/<n>). Full pages are cached as immutable
+    # for a year: never change this once the feed has been published.
+    "FEED_PAGE_SIZE": 250,
+    # "full": every version stays in the feed; "latest": only each entity's latest
+    # version (deletions included) stays, older ones are compacted away.
+    "FEED_RETENTION": "full",
+    # With FEED_RETENTION "latest": days a deletion stays in the feed; 0 keeps it forever.
+    "FEED_KEEP_DELETES_DAYS": 0,
+    # Seconds LDES clients are asked to wait between synchronization runs.
+    "FEED_POLLING_INTERVAL": 60,
+    # Feed requests served at once per process; more get 429 with Retry-After.
+    "FEED_MAX_CONCURRENT": 8,
+    # --- sparql (issue 4)
+    # Longest query /sparql accepts (bytes of UTF-8); longer ones get 413 (414 in a GET URL).
+    "SPARQL_MAX_QUERY_BYTES": 64 * 1024,
+    # Seconds a query may run; then its process is killed and the answer is 503 + Retry-After.
+    "SPARQL_TIMEOUT": 10,
+    # Megabytes of memory a query process may allocate beyond the loaded program (RLIMIT_AS).
+    "SPARQL_MEMORY_MB": 1024,
+    # Rows (SELECT) or triples (CONSTRUCT, DESCRIBE) returned at most; a longer result is
+    # cut off and says so (X-SPARQL-MaxRows header, link to /sparql#limits).
+    "SPARQL_MAX_ROWS": 10000,
+    # Bytes of one serialized result at most; cut off like rows beyond SPARQL_MAX_ROWS.
+    "SPARQL_MAX_RESULT_BYTES": 32 * 1024 * 1024,
+    # Queries running at once per worker process; more get 429 with Retry-After.
+    "SPARQL_MAX_CONCURRENT": 2,
 }
 
 

@@ -85,4 +85,4 @@ def upgrade(app: Flask, revision: str = "head") -> None:
 def is_current(app: Flask) -> bool:
     """True when the database has every table of the current schema."""
     tables = set(inspect(engine(app)).get_table_names())
-    return {"entities", "facets", "changes", "tokens"} <= tables
+    return {"entities", "facets", "changes", "tokens", "peers"} <= tables

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Change", "EntityRow", "Facet", "Token"]
+__all__ = ["Base", "Change", "EntityRow", "Facet", "Peer", "Token"]
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 SequenceInt = BigInteger().with_variant(Integer(), "sqlite")
@@ -97,3 +97,18 @@ class Token(Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Peer(Base):
+    """Another node or index this node knows; listed in its entry-URL description."""
+
+    __tablename__ = "peers"
+
+    id: Mapped[int] = mapped_column(SequenceInt, primary_key=True, autoincrement=True)
+    # The peer's entry URL (its BASE_URL): http(s), normalised, without a trailing slash.
+    url: Mapped[str] = mapped_column(String(1000))
+    kind: Mapped[str] = mapped_column(String(8))  # node | index
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    added: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("url", name="uq_peers_url"),)

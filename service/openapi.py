@@ -44,7 +44,12 @@ OPERATIONS: dict[str, tuple[str, str | None, tuple[int, ...]]] = {
                      (201, 400, 401, 403, 413, 415, 422)),
     "revoke_token": ("Revoke an API token", "admin", (204, 401, 403, 404)),
     "openapi_document": ("This OpenAPI document", None, (200,)),
+    "list_peers": ("List the peers: other nodes and indexes this node knows", None, (200,)),
+    "create_peer": ("Add a peer", "admin", (201, 400, 401, 403, 409, 413, 415, 422)),
+    "delete_peer": ("Remove a peer", "admin", (204, 401, 403, 404)),
 }
+_TAGS = {"openapi_document": "meta", "list_peers": "peers", "create_peer": "peers",
+         "delete_peer": "peers"}
 
 # Problem responses shared by every operation: status -> (component name, schema, text).
 _PROBLEMS: dict[int, tuple[str, str, str]] = {
@@ -53,6 +58,7 @@ _PROBLEMS: dict[int, tuple[str, str, str]] = {
     401: ("Unauthorized", "Problem", "No token, or an unknown or revoked one."),
     403: ("Forbidden", "Problem", "The token's role does not allow this."),
     404: ("NotFound", "Problem", "Nothing with this id."),
+    409: ("Conflict", "Problem", "It exists already (a peer with this URL)."),
     410: ("Gone", "GoneProblem", "The entity was deleted; the tombstone says when."),
     412: ("PreconditionFailed", "Problem",
           "If-Match names an older version: fetch the entity again (RFC 9110 §13.1.1)."),
@@ -97,7 +103,7 @@ def build(app: Flask) -> dict[str, Any]:
                                 "details."},
         "servers": [{"url": app.config["BASE_URL"]}],
         "tags": [{"name": ENTITIES[k].collection} for k in kinds]
-                + [{"name": "tokens"}, {"name": "meta"}],
+                + [{"name": "tokens"}, {"name": "peers"}, {"name": "meta"}],
         "paths": paths,
         "components": {
             "schemas": {**_record_schemas(kinds), **_SHARED_SCHEMAS},
@@ -123,7 +129,7 @@ def _operation(view: str, operation_id: str, kind: str | None,
         "operationId": operation_id,
         "summary": summary.format(collection=collection, a_kind=kind and (
             ("an " if kind[0] in "aeiou" else "a ") + kind)),
-        "tags": [collection or ("meta" if view == "openapi_document" else "tokens")],
+        "tags": [collection or _TAGS.get(view, "tokens")],
     }
     if role:
         op["security"] = [{"bearer": []}]
@@ -166,6 +172,8 @@ def _request_body(view: str, kind: str | None) -> dict[str, Any] | None:
         content = {MERGE_PATCH: patch, JSON: patch}
     elif view == "create_token":
         content = {JSON: {"schema": _ref("TokenRequest")}}
+    elif view == "create_peer":
+        content = {JSON: {"schema": _ref("PeerRequest")}}
     else:
         return None
     return {"required": True, "content": content}
@@ -185,6 +193,9 @@ def _response(view: str, kind: str | None, status: int) -> dict[str, Any]:
         text = "The tokens." if view == "list_tokens" else "The token; its value is shown once."
         schema = _ref("TokenList" if view == "list_tokens" else "NewToken")
         headers = ("Cache-Control",) if view == "create_token" else ()
+    elif view in {"list_peers", "create_peer"}:
+        text = "The peers." if view == "list_peers" else "The new peer."
+        schema = _ref("PeerList" if view == "list_peers" else "Peer")
     elif status == 304:
         text, headers = "The client's copy is current.", ("ETag", "Last-Modified")
     elif status == 204:
@@ -393,6 +404,23 @@ _SHARED_SCHEMAS: dict[str, Any] = {
     "TokenInfo": _TOKEN_INFO,
     "TokenList": {"type": "object", "required": ["items"],
                   "properties": {"items": {"type": "array", "items": _ref("TokenInfo")}}},
+    "PeerRequest": {
+        "type": "object", "required": ["url"], "additionalProperties": False,
+        "properties": {"url": {"type": "string", "format": "uri", "maxLength": 1000,
+                               "pattern": "^[hH][tT][tT][pP][sS]?://",
+                               "description": "The peer's entry URL (http or https)."},
+                       "kind": {"type": "string", "enum": ["node", "index"],
+                                "default": "node"},
+                       "name": {"type": ["string", "null"], "minLength": 1,
+                                "maxLength": 200}}},
+    "Peer": {
+        "type": "object", "required": ["id", "url", "kind", "name", "added"],
+        "properties": {"id": {"type": "integer"}, "url": {"type": "string", "format": "uri"},
+                       "kind": {"type": "string", "enum": ["node", "index"]},
+                       "name": {"type": ["string", "null"]},
+                       "added": {"type": "string", "format": "date-time"}}},
+    "PeerList": {"type": "object", "required": ["items"],
+                 "properties": {"items": {"type": "array", "items": _ref("Peer")}}},
     "NewToken": {"allOf": [_ref("TokenInfo"), {
         "type": "object", "required": ["token"],
         "properties": {"token": {"type": "string", "description": "Shown only once."}}}]},

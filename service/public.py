@@ -23,12 +23,13 @@ from sqlalchemy import func, select
 from werkzeug.http import http_date
 
 import exports
+from exports.node import node_graph, rdf_format_names, serialize
 from vocab import ENTITIES, entity_uri
 from vocab.context import context
 from vocab.fields import ENTITY_BY_COLLECTION, Entity
 from vocab.resources import ontology, read_text, schemes
 
-from . import db, store
+from . import catalog, db, store
 from .errors import BadRequest, NotAcceptable, NotFound
 from .models import EntityRow
 from .rendering import INBOUND, alternates, facet_form, outbound_refs
@@ -54,14 +55,17 @@ _RDFLIB_FORMATS = {"turtle": "turtle", "ntriples": "nt", "rdfxml": "xml", "jsonl
 
 @bp.get("/")
 def home():
-    """The node's front page: who runs it and what it holds (HTML only for now)."""
-    fmt, negotiated = _choose_format(None, ("html",))
-    session = db.session()
-    counts = [(spec.collection, store.list_page(session, spec.kind, per_page=1).total)
-              for spec in ENTITIES.values()]
-    newest = _newest(ENTITIES)
-    return _answer(fmt, negotiated, _digest(["home", counts, newest]), newest,
-                   lambda: render_template("home.html", counts=counts).encode("utf-8"))
+    """The entry URL: the front page for people, the node description (RDF) for machines."""
+    fmt, negotiated = _choose_format(None, ("html", *rdf_format_names()))
+    info = catalog.node_info(current_app, db.session())
+    digest = catalog.info_digest(info, "home", fmt.name)
+    if fmt.name != "html":
+        return _answer(fmt, negotiated, digest, info.modified,
+                       lambda: serialize(node_graph(info), fmt.name),
+                       location=f"{_base()}/?format={fmt.name}")
+    formats = [exports.get(name) for name in rdf_format_names()]
+    return _answer(fmt, negotiated, digest, info.modified, lambda: render_template(
+        "home.html", info=info, rdf_formats=formats).encode("utf-8"))
 
 
 @bp.get("/<name>")

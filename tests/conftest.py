@@ -48,7 +48,7 @@ def app(request, tmp_path, monkeypatch):
         db.upgrade(app)
     else:
         with db.engine(app).begin() as conn:
-            conn.execute(text("TRUNCATE entities, facets, changes, tokens RESTART IDENTITY "
+            conn.execute(text("TRUNCATE entities, facets, changes, tokens, peers RESTART IDENTITY "
                               "CASCADE"))
     yield app
     db.engine(app).dispose()

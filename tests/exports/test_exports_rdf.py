@@ -19,8 +19,8 @@ from vocab.context import inline_contexts
 from vocab.mapping import CONTEXT_URL, entity_uri, from_graph, normalize, to_graph
 
 BASE = "http://127.0.0.1:5001"  # the records' base (conftest)
-RDF_FORMATS = ["jsonld", "turtle", "ntriples", "rdfxml"]
-RDFLIB_FORMAT = {"turtle": "turtle", "ntriples": "nt", "rdfxml": "xml"}
+RDF_FORMATS = ["jsonld", "turtle", "ntriples", "nquads", "rdfxml"]
+RDFLIB_FORMAT = {"turtle": "turtle", "ntriples": "nt", "nquads": "nquads", "rdfxml": "xml"}
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +39,12 @@ def parse(name: str, body: bytes) -> Graph:
             warnings.filterwarnings("ignore", "ConjunctiveGraph is deprecated",
                                     DeprecationWarning)
             return Graph().parse(data=orjson.dumps(doc), format="json-ld")
+    if name == "nquads":
+        with warnings.catch_warnings():
+            # rdflib 7.6's N-Quads parser uses its own deprecated Dataset.default_context.
+            warnings.filterwarnings("ignore", "Dataset.default_context is deprecated",
+                                    DeprecationWarning)
+            return Graph().parse(data=body, format="nquads")
     return Graph().parse(data=body, format=RDFLIB_FORMAT[name])
 
 

@@ -11,6 +11,7 @@ BUILT_IN = {
     "jsonld": (("application/ld+json", "application/json"), ("jsonld", "json")),
     "turtle": (("text/turtle",), ("ttl",)),
     "ntriples": (("application/n-triples",), ("nt",)),
+    "nquads": (("application/n-quads",), ("nq",)),
     "rdfxml": (("application/rdf+xml",), ("rdf",)),
     "csv": (("text/csv",), ("csv",)),
     "xlsx": (("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",),
@@ -44,7 +45,8 @@ def test_unknown_keys_find_nothing(key):
 
 
 def test_rdf_and_text_flags():
-    assert {f.name for f in formats() if f.rdf} == {"jsonld", "turtle", "ntriples", "rdfxml"}
+    assert {f.name for f in formats() if f.rdf} == {"jsonld", "turtle", "ntriples", "nquads",
+                                                    "rdfxml"}
     assert [f.name for f in formats() if not f.text] == ["xlsx"]
 
 

@@ -135,13 +135,15 @@ def test_every_documented_status_happens(app, client, spec, editor_token, admin_
     checked = set()
     for path, item in spec["paths"].items():
         if not (path.startswith("/api/v1/actors") or path.startswith("/api/v1/tokens")
-                or path.endswith("openapi.json")):
+                or path.startswith("/api/v1/peers") or path.endswith("openapi.json")):
             continue
         for method, op in item.items():
             view = _view(op["operationId"])
             for status in op["responses"]:
                 fresh = create(client, editor_token)
-                url = path.format(entity_id=fresh["id"], token_id=token_id)
+                peer = client.post("/api/v1/peers", json={"url": f"https://{fresh['id']}.example"},
+                                   headers=auth(admin_token)).get_json()
+                url = path.format(entity_id=fresh["id"], token_id=token_id, peer_id=peer["id"])
                 request = _provoke(view, int(status), url, live=live, dead=dead,
                                    editor=ed, admin=adm, huge=huge)
                 response = getattr(client, method)(url if "url" not in request else
@@ -164,8 +166,11 @@ def _view(operation_id: str) -> str:
 def _provoke(view: str, status: int, url: str, *, live, dead, editor, admin, huge) -> dict:
     """Keyword arguments for a test-client request that should answer ``status``."""
     token_view = view in {"list_tokens", "create_token", "revoke_token"}
-    good = {**(admin if token_view else editor), "If-Match": '"1"'}
+    peer_view = view in {"list_peers", "create_peer", "delete_peer"}
+    good = {**(admin if token_view or peer_view else editor), "If-Match": '"1"'}
     body = {"name": "Neu", "role": "editor"} if token_view else SAMPLES["actors"]
+    if peer_view:
+        body = {"url": "https://peer.example", "kind": "index"}
     item = url.rsplit("/", 1)[0]
     if status in {200, 201, 204}:
         return {"json": body, "headers": good}
@@ -179,6 +184,9 @@ def _provoke(view: str, status: int, url: str, *, live, dead, editor, admin, hug
         return {"json": body}
     if status == 403:
         return {"json": body, "headers": editor}
+    if status == 409:
+        return {"url": "/api/v1/peers", "json": {"url": "https://peer.example"},
+                "headers": good}
     if status == 404:
         return {"json": body, "headers": good, "url": item + "/nosuchid"}
     if status == 410:
