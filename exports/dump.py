@@ -20,6 +20,7 @@ Each format states exactly what the per-request exports state:
 - CSV: byte for byte `exports.csv` (the `exports.tabular` layout). Its language
   columns depend on every record, so the source is read twice.
 
+N-Triples and Turtle terms are written by `exports.triples`, as in feed pages.
 This module never imports Flask or the service.
 """
 
@@ -29,14 +30,13 @@ import csv
 import gzip
 import io
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from rdflib import Literal, URIRef
+from rdflib import BNode
 from rdflib.namespace import RDF
 
 from vocab.mapping import CONTEXT_URL, entity_uri, to_graph, to_jsonld
@@ -44,6 +44,7 @@ from vocab.mapping import CONTEXT_URL, entity_uri, to_graph, to_jsonld
 from .errors import ExportError
 from .graph import PREFIXES
 from .tabular import columns, record_to_row, text_languages
+from .triples import Names, nt_term, turtle_term
 
 __all__ = [
     "COMPRESS_MEDIA_TYPE",
@@ -64,6 +65,7 @@ DUMP_FORMATS = (*RDF_DUMP_FORMATS, "csv")
 COMPRESS_MEDIA_TYPE = "application/gzip"
 
 _FLUSH_AT = 1 << 16
+_PREFIXES = {prefix: str(namespace) for prefix, namespace in PREFIXES.items()}
 
 
 @dataclass(frozen=True)
@@ -139,60 +141,6 @@ def write_gzip_file(path: str | os.PathLike, format_name: str, source: Source, b
     return DumpFile(records=count, raw_bytes=sink.total, size=stat.st_size, inode=stat.st_ino)
 
 
-# --------------------------------------------------------------------------- RDF terms
-
-# Characters IRIREF excludes (RDF 1.1 N-Triples §2.3, Turtle §6.4); written as UCHAR.
-_IRI_BAD = re.compile(r'[\x00-\x20<>"{}|^`\\]')
-_ECHAR = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
-# A conservative PN_LOCAL: anything else is written as a full IRI.
-_LOCAL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def _iri(term: str) -> str:
-    if _IRI_BAD.search(term):
-        term = _IRI_BAD.sub(lambda m: f"\\u{ord(m.group()):04X}", term)
-    return f"<{term}>"
-
-
-def _literal(lit: Literal, datatype_name: Callable[[str], str]) -> str:
-    # STRING_LITERAL_QUOTE with ECHAR escapes: valid in N-Triples and Turtle alike.
-    text = f'"{str(lit).translate(_ECHAR)}"'
-    if lit.language:
-        return f"{text}@{lit.language}"
-    if lit.datatype is not None:
-        return f"{text}^^{datatype_name(str(lit.datatype))}"
-    return text
-
-
-def _nt_term(term) -> str:
-    if isinstance(term, URIRef):
-        return _iri(term)
-    if isinstance(term, Literal):
-        return _literal(term, _iri)
-    raise ExportError(f"a dump cannot write {type(term).__name__} {term!r}: the mapping "
-                      "makes no blank nodes")
-
-
-_PREFIXES = sorted(((str(ns), prefix) for prefix, ns in PREFIXES.items()),
-                   key=lambda item: -len(item[0]))
-
-
-def _turtle_name(iri: str) -> str:
-    for namespace, prefix in _PREFIXES:
-        if iri.startswith(namespace) and _LOCAL.fullmatch(iri[len(namespace):]):
-            return f"{prefix}:{iri[len(namespace):]}"
-    return _iri(iri)
-
-
-def _turtle_term(term) -> str:
-    if isinstance(term, URIRef):
-        return _turtle_name(str(term))
-    if isinstance(term, Literal):
-        return _literal(term, _turtle_name)
-    raise ExportError(f"a dump cannot write {type(term).__name__} {term!r}: the mapping "
-                      "makes no blank nodes")
-
-
 # --------------------------------------------------------------------------- writers
 
 
@@ -206,27 +154,41 @@ def _triples(kind: str, record: dict, base: str) -> set:
     return to_graph(kind, record, base, graph=set())
 
 
+def _statements(kind: str, record: dict, base: str) -> set:
+    """The statements of one record, refusing blank nodes: the mapping makes none, and
+    the Turtle blocks and sorted N-Triples lines below rely on that."""
+    triples = _triples(kind, record, base)
+    for triple in triples:
+        for term in triple:
+            if isinstance(term, BNode):
+                raise ExportError(f"a dump cannot write {type(term).__name__} {term!r}: the "
+                                  "mapping makes no blank nodes")
+    return triples
+
+
 def _ntriples(source: Source, base: str, write, _kind) -> int:
     count = 0
     for kind, record in source():
-        lines = sorted(f"{_nt_term(s)} {_nt_term(p)} {_nt_term(o)} .\n"
-                       for s, p, o in _triples(kind, record, base))
+        lines = sorted(f"{nt_term(s)} {nt_term(p)} {nt_term(o)} .\n"
+                       for s, p, o in _statements(kind, record, base))
         write("".join(lines).encode("utf-8"))
         count += 1
     return count
 
 
 def _turtle_header() -> bytes:
-    return "".join(f"@prefix {prefix}: <{ns}> .\n" for prefix, ns in sorted(
-        (p, str(n)) for p, n in PREFIXES.items())).encode("utf-8") + b"\n"
+    return "".join(f"@prefix {prefix}: <{ns}> .\n"
+                   for prefix, ns in sorted(_PREFIXES.items())).encode("utf-8") + b"\n"
 
 
 def _turtle(source: Source, base: str, write, _kind) -> int:
     write(_turtle_header())
     count = 0
     for kind, record in source():
+        # One Names per record: it remembers every IRI, and memory must not grow with the dump.
+        names = Names(_PREFIXES)
         subjects: dict = {}
-        for s, p, o in _triples(kind, record, base):
+        for s, p, o in _statements(kind, record, base):
             subjects.setdefault(s, {}).setdefault(p, []).append(o)
         own = str(entity_uri(base, kind, record["id"]))
         # The entity first, then its fragments, then a cooperation's shortcut subjects.
@@ -237,10 +199,10 @@ def _turtle(source: Source, base: str, write, _kind) -> int:
             predicates = subjects[subject]
             lines = []
             for predicate in sorted(predicates, key=lambda p: (p != RDF.type, str(p))):
-                verb = "a" if predicate == RDF.type else _turtle_term(predicate)
-                objects = sorted(_turtle_term(o) for o in predicates[predicate])
+                verb = "a" if predicate == RDF.type else turtle_term(predicate, names)
+                objects = sorted(turtle_term(o, names) for o in predicates[predicate])
                 lines.append(f"{verb} {', '.join(objects)}")
-            blocks.append(f"{_turtle_term(subject)} " + " ;\n    ".join(lines) + " .\n\n")
+            blocks.append(f"{turtle_term(subject, names)} " + " ;\n    ".join(lines) + " .\n\n")
         write("".join(blocks).encode("utf-8"))
         count += 1
     return count

@@ -8,8 +8,9 @@ every worker (stable ETags). Only the default graph is written: the N-Quads
 of a triple list are its N-Triples lines (RDF 1.1 N-Quads §2: the graph
 label is optional).
 
-Every writer is checked against rdflib's parsers in tests/exports/test_triples.py
-(isomorphic graphs).
+The term writers (`nt_term`, `turtle_term` with `Names`) are also the ones the
+streaming whole-dataset dumps use (`exports.dump`). Every writer is checked
+against rdflib's parsers in tests/exports/test_triples.py (isomorphic graphs).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import orjson
 from rdflib import BNode, Literal, URIRef
 from rdflib.namespace import RDF, XSD
 
-__all__ = ["FORMAT_NAMES", "Triple", "nt_term", "to_jsonld", "to_ntriples", "to_turtle", "write"]
+__all__ = ["FORMAT_NAMES", "Names", "Triple", "nt_term", "to_jsonld", "to_ntriples", "to_turtle",
+           "turtle_term", "write"]
 
 Triple = tuple[URIRef | BNode, URIRef, URIRef | BNode | Literal]
 
@@ -31,12 +33,12 @@ FORMAT_NAMES = ("turtle", "ntriples", "nquads", "jsonld")
 
 # RDF 1.1 N-Triples §2.4 / Turtle §6.4: characters an IRIREF must not hold literally.
 _IRI_UNSAFE = re.compile(r'[\x00-\x20<>"{}|^`\\]')
-# STRING_LITERAL_QUOTE: '"', '\' and line breaks must be escaped; other control
-# characters are escaped too so that no reader trips over them.
-_STRING_ESCAPES = {i: f"\\u{i:04X}" for i in range(0x20)}
-_STRING_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", ord("\n"): "\\n",
-                        ord("\r"): "\\r", ord("\t"): "\\t"})
-_STRING_UNSAFE = re.compile(r'[\x00-\x1f"\\]')
+# STRING_LITERAL_QUOTE excludes '"', '\' and line breaks; they are written as ECHAR and
+# every other character as itself: canonical N-Triples (RDF 1.1 N-Triples §4), which is
+# also what rdflib writes, so whole-dataset dumps keep the lines of exports.ntriples.
+# (Other control characters are valid as themselves, and vocab.schemas refuses them.)
+_STRING_ESCAPES = str.maketrans({'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r"})
+_STRING_UNSAFE = re.compile(r'["\\\n\r]')
 # A conservative subset of Turtle's PN_LOCAL (§6.4): names outside it are written in full.
 _LOCAL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
@@ -89,14 +91,19 @@ def to_ntriples(triples: Iterable[Triple]) -> bytes:
 # --------------------------------------------------------------------------- Turtle
 
 
-class _Names:
-    """Compact names for IRIs under the given prefixes (longest namespace wins)."""
+class Names:
+    """Compact names for IRIs under the given prefixes (longest namespace wins).
+
+    Remembers every IRI it was asked about: make one per document (or per record
+    of a stream), not one for a whole dump.
+    """
 
     def __init__(self, prefixes: Mapping[str, str]):
         self.prefixes = sorted(prefixes.items(), key=lambda item: -len(item[1]))
         self._cache: dict[str, str | None] = {}
 
     def compact(self, iri: str) -> str | None:
+        """``prefix:local``, or None when no prefix gives a safe local name."""
         if iri not in self._cache:
             found = None
             for prefix, namespace in self.prefixes:
@@ -109,7 +116,8 @@ class _Names:
         return self._cache[iri]
 
 
-def _turtle_term(term: Any, names: _Names) -> str:
+def turtle_term(term: Any, names: Names) -> str:
+    """One term in Turtle syntax, IRIs (also datatypes) compacted with ``names``."""
     if isinstance(term, URIRef):
         return names.compact(term) or _iri(term)
     if isinstance(term, Literal) and not term.language and term.datatype not in (None,
@@ -130,14 +138,14 @@ def _grouped(triples: Iterable[Triple]) -> dict[Any, dict[Any, list[Any]]]:
 
 def to_turtle(triples: Iterable[Triple], prefixes: Mapping[str, str]) -> bytes:
     """Turtle grouped by subject (first appearance order), with the given prefixes."""
-    names = _Names(prefixes)
+    names = Names(prefixes)
     out = [f"@prefix {prefix}: {_iri(namespace)} .\n" for prefix, namespace in prefixes.items()]
     for subject, predicates in _grouped(triples).items():
         parts = []
         for predicate, objects in predicates.items():
-            verb = "a" if predicate == RDF.type else _turtle_term(predicate, names)
-            parts.append(f"{verb} " + ", ".join(_turtle_term(o, names) for o in objects))
-        out.append(f"\n{_turtle_term(subject, names)} " + " ;\n    ".join(parts) + " .\n")
+            verb = "a" if predicate == RDF.type else turtle_term(predicate, names)
+            parts.append(f"{verb} " + ", ".join(turtle_term(o, names) for o in objects))
+        out.append(f"\n{turtle_term(subject, names)} " + " ;\n    ".join(parts) + " .\n")
     return "".join(out).encode("utf-8")
 
 
@@ -148,7 +156,7 @@ def _node_id(term: URIRef | BNode) -> str:
     return f"_:{term}" if isinstance(term, BNode) else str(term)
 
 
-def _jsonld_value(term: Any, names: _Names) -> dict[str, str]:
+def _jsonld_value(term: Any, names: Names) -> dict[str, str]:
     if isinstance(term, URIRef | BNode):
         return {"@id": _node_id(term)}
     value = {"@value": str(term)}
@@ -166,7 +174,7 @@ def to_jsonld(triples: Iterable[Triple], prefixes: Mapping[str, str]) -> bytes:
     fetch anything (PITFALLS: parsers fetch remote contexts). Values stay explicit
     value/node objects: a plain JSON-LD processor reads them without a term table.
     """
-    names = _Names(prefixes)
+    names = Names(prefixes)
     nodes: dict[Any, dict[str, Any]] = {}
     for subject, predicates in _grouped(triples).items():
         node: dict[str, Any] = {"@id": _node_id(subject)}

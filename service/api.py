@@ -31,7 +31,7 @@ from .errors import (
     UnsupportedMediaType,
 )
 
-__all__ = ["MERGE_PATCH", "READ_ONLY", "bp", "error_pointers", "merge_patch"]
+__all__ = ["MERGE_PATCH", "READ_ONLY", "bp", "error_pointers", "json_body", "merge_patch"]
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -72,7 +72,7 @@ def list_entities(kind: str) -> Response:
 @auth.require("editor")
 def create_entity(kind: str) -> Response:
     """A new entity from a full record; the node assigns its id, URI and timestamps."""
-    body = _json_body(JSON)
+    body = json_body(JSON)
     _refuse_read_only(body, None)
     record = _validated(kind, body)
     state = store.create(db.session(), kind, record)
@@ -95,7 +95,7 @@ def get_entity(kind: str, entity_id: str) -> Response:
 def replace_entity(kind: str, entity_id: str) -> Response:
     """Replace every field of an entity (PUT): what the body leaves out is removed."""
     state = _current_for_write(kind, entity_id)
-    body = _json_body(JSON)
+    body = json_body(JSON)
     _refuse_read_only(body, state)
     record = _validated(kind, {k: v for k, v in body.items() if k not in READ_ONLY})
     return _entity_response(store.replace(db.session(), kind, entity_id, record,
@@ -106,7 +106,7 @@ def replace_entity(kind: str, entity_id: str) -> Response:
 def patch_entity(kind: str, entity_id: str) -> Response:
     """Change some fields with a JSON Merge Patch (RFC 7396), then check the whole record."""
     state = _current_for_write(kind, entity_id)
-    body = _json_body(MERGE_PATCH, JSON)
+    body = json_body(MERGE_PATCH, JSON)
     _refuse_read_only(body, state)
     merged = merge_patch(state.data, {k: v for k, v in body.items() if k not in READ_ONLY})
     record = _validated(kind, merged)
@@ -146,7 +146,7 @@ def list_tokens() -> Response:
 @auth.require("admin")
 def create_token() -> Response:
     """A new token; the plain value is in this response only and cannot be recovered."""
-    body = _json_body(JSON)
+    body = json_body(JSON)
     try:
         data = TokenRequest().load(body)
     except ValidationError as exc:
@@ -234,17 +234,12 @@ def _escape(segment: str) -> str:
     return segment.replace("~", "~0").replace("/", "~1")
 
 
-def _validated(kind: str, data: Any) -> dict[str, Any]:
-    try:
-        return vocab.load_record(kind, data)
-    except vocab.InvalidRecord as exc:
-        errors = error_pointers(exc.errors)
-        fields_ = ", ".join(e["pointer"] or "(the record)" for e in errors)
-        raise InvalidInput(f"the {kind} is invalid: {fields_}", errors=errors) from None
+def json_body(*media_types: str) -> dict[str, Any]:
+    """The request body as a JSON object; the one body parser of every JSON API view.
 
-
-def _json_body(*media_types: str) -> dict[str, Any]:
-    """The request body as a JSON object (415 for other media types, 400 for broken JSON)."""
+    415 for a media type not in ``media_types`` (with Accept-Patch when a merge
+    patch would do), 400 for broken JSON, 422 for JSON that is not an object.
+    """
     if request.mimetype not in media_types:
         error = UnsupportedMediaType(
             f"send the body as {' or '.join(media_types)}, not {request.mimetype or 'nothing'}")
@@ -260,6 +255,15 @@ def _json_body(*media_types: str) -> dict[str, Any]:
         raise InvalidInput("the body must be a JSON object",
                            errors=[{"pointer": "", "detail": "A JSON object is required."}])
     return body
+
+
+def _validated(kind: str, data: Any) -> dict[str, Any]:
+    try:
+        return vocab.load_record(kind, data)
+    except vocab.InvalidRecord as exc:
+        errors = error_pointers(exc.errors)
+        fields_ = ", ".join(e["pointer"] or "(the record)" for e in errors)
+        raise InvalidInput(f"the {kind} is invalid: {fields_}", errors=errors) from None
 
 
 def _refuse_read_only(body: Mapping[str, Any], state: store.EntityState | None) -> None:

@@ -13,7 +13,7 @@ inside (DCAT 3 §6.8, Class Distribution: ``dcat:mediaType`` is the inner format
 Dumps are derived data, rebuilt when the data change, not per request. Each
 file has a sidecar ``{name}.json`` in the dumps folder recording the change-log
 seq it was built at; the request that finds ``service.changes.latest_seq``
-beyond it rebuilds the file under an inter-process lock (``fcntl.flock``; gunicorn
+beyond it rebuilds the file under an inter-process lock (`service.locks`; gunicorn
 runs several workers). Meanwhile other requests get the previous complete file;
 only when there is none yet do they wait for the first build. Files are written
 to a temporary name and renamed (`exports.dump.write_gzip_file`), and readers
@@ -29,12 +29,10 @@ stays, the next request tries again).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +45,7 @@ import exports
 from exports.dump import COMPRESS_MEDIA_TYPE, DUMP_FORMATS, RDF_DUMP_FORMATS, write_gzip_file
 from vocab.fields import ENTITY_BY_COLLECTION
 
-from . import __version__, changes, store
+from . import __version__, changes, locks, store
 from .errors import AtlasError, NotFound
 from .models import EntityRow
 
@@ -190,7 +188,7 @@ def open_dump(app: Flask, dump: Dump, *, wait: float | None = None
         return current
     if wait is None:
         wait = float(app.config["DUMP_WAIT_SECONDS"])
-    with _locked(directory / f".{dump.name}.lock", wait if current is None else 0) as got:
+    with locks.exclusive(directory / f".{dump.name}.lock", wait if current is None else 0) as got:
         if not got:
             if current is not None:
                 return current
@@ -217,7 +215,7 @@ def build_all(app: Flask) -> Iterator[tuple[Dump, _State, float]]:
     directory.mkdir(parents=True, exist_ok=True)
     for dump in dumps():
         started = time.perf_counter()
-        with _locked(directory / f".{dump.name}.lock", float("inf")):
+        with locks.exclusive(directory / f".{dump.name}.lock", float("inf")):
             state = _build(app, dump, directory)
         yield dump, state, time.perf_counter() - started
 
@@ -313,33 +311,6 @@ def _read_state(directory: Path, dump: Dump) -> _State | None:
         return _State(**json.loads((directory / f"{dump.name}.json").read_text("utf-8")))
     except (FileNotFoundError, ValueError, TypeError):
         return None  # missing, or written by another version: rebuild
-
-
-@contextmanager
-def _locked(path: Path, wait: float) -> Iterator[bool]:
-    """An exclusive flock on ``path``, waiting up to ``wait`` seconds; yields whether
-    it was got. flock (not lockf) also excludes threads of one process, and the
-    kernel drops it when a worker dies."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                got = True
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    got = False
-                    break
-                time.sleep(_POLL)
-        try:
-            yield got
-        finally:
-            if got:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def _session(app: Flask):

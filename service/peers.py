@@ -13,15 +13,15 @@ from datetime import UTC
 from urllib.parse import urlsplit
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import auth, db
-from .api import error_pointers
-from .errors import BadRequest, Conflict, InvalidInput, NotFound, UnsupportedMediaType
+from .api import error_pointers, json_body
+from .errors import Conflict, InvalidInput, NotFound
 from .models import Peer
 from .store import iso, now
 
@@ -155,7 +155,7 @@ def list_peers() -> Response:
 @auth.require("admin")
 def create_peer() -> Response:
     """Add a peer; 409 when its URL is known already."""
-    body = _json_body()
+    body = json_body(JSON)
     try:
         data = PeerRequest().load(body)
     except ValidationError as exc:
@@ -178,20 +178,6 @@ def delete_peer(peer_id: str) -> Response:
         raise NotFound(f"no peer {peer_id!r}")
     remove_peer(db.session(), peer_id)
     return Response(status=204)
-
-
-def _json_body() -> dict:
-    """The request body as a JSON object (415 for other media types, 400 for broken JSON)."""
-    if request.mimetype != JSON:
-        raise UnsupportedMediaType(f"send the body as {JSON}, not {request.mimetype or 'nothing'}")
-    try:
-        body = orjson.loads(request.get_data(cache=False))  # 413 above MAX_CONTENT_LENGTH
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object",
-                           errors=[{"pointer": "", "detail": "A JSON object is required."}])
-    return body
 
 
 def _json(body, status: int = 200) -> Response:

@@ -30,9 +30,7 @@ import json
 import os
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,7 +43,7 @@ from sqlalchemy.orm import Session
 from vocab import VOCAB_VERSION, entity_uri, to_graph
 from vocab.namespaces import XSD
 
-from . import changes
+from . import changes, locks
 from .errors import AtlasError
 from .models import EntityRow
 from .store import EntityState, iso
@@ -58,7 +56,6 @@ MIRROR_FORMAT = 1
 REBUILD_AFTER = 5000
 STATE_FILE = "state.json"
 SNAPSHOTS = "snapshots"
-_POLL = 0.05
 
 
 class MirrorBusy(AtlasError):
@@ -117,7 +114,7 @@ def sync(session: Session, folder: Path, base: str, wait: float) -> MirrorState:
     if state is not None and _current(session, folder, base, state, changes.latest_seq(session)):
         return state
     folder.mkdir(parents=True, exist_ok=True)
-    with _exclusive(folder / "write.lock", wait) as got:
+    with locks.exclusive(folder / "write.lock", wait) as got:
         if not got:
             raise MirrorBusy(max(1, round(wait)))
         session.rollback()  # a fresh snapshot of the database: see what the last writer wrote
@@ -259,31 +256,6 @@ def _prune(folder: Path, keep: str) -> None:
             lock.unlink(missing_ok=True)
         finally:
             os.close(fd)
-
-
-@contextmanager
-def _exclusive(path: Path, wait: float) -> Iterator[bool]:
-    """An exclusive flock on ``path``, waiting up to ``wait`` seconds; yields whether got."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                got = True
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    got = False
-                    break
-                time.sleep(_POLL)
-        try:
-            yield got
-        finally:
-            if got:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- reading

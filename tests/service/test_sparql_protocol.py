@@ -30,7 +30,7 @@ from pyoxigraph import NamedNode, Quad, Store
 from rdflib import RDF, RDFS, Graph, Namespace
 from rdflib.collection import Collection
 
-from service import create_app, db, sparql_store
+from service import create_app, db, locks, sparql_store
 from service.sparql_results import GRAPH_FORMATS, RESULTS_FORMATS
 
 MANIFEST = Path(__file__).with_name("sparql11_protocol_manifest.ttl")
@@ -137,7 +137,7 @@ def add_graphs(folder: Path, quads: list[Quad]) -> None:
     """Graphs outside the records, written the way a sync writes (lock, snapshot, state).
 
     They stay: a sync replaces only the graphs of entities that changed."""
-    with sparql_store._exclusive(folder / "write.lock", 10):
+    with locks.exclusive(folder / "write.lock", 10):
         state = sparql_store.read_state(folder)
         store = Store(str(folder / "primary"))
         try:
