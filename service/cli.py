@@ -404,5 +404,14 @@ def peers_list_command() -> None:
     _table(rows)
 
 
+# --------------------------------------------------------------------------- index, harvest
+# Issue 5: the commands live in service/harvest_cli.py (the work in harvesters.run).
+
+from .harvest_cli import harvest_group, index_group  # noqa: E402 - after main exists
+
+main.add_command(index_group)
+main.add_command(harvest_group)
+
+
 if __name__ == "__main__":
     main()

@@ -86,6 +86,21 @@ DEFAULTS: dict[str, Any] = {
     "SPARQL_MAX_RESULT_BYTES": 32 * 1024 * 1024,
     # Queries running at once per worker process; more get 429 with Retry-After.
     "SPARQL_MAX_CONCURRENT": 2,
+    # --- index and harvesting (issue 5)
+    # Folder of the embedded index store (pyoxigraph); relative paths lie in the instance
+    # folder; empty means "index" there. The source registry is {INDEX_STORE}.sources.json.
+    "INDEX_STORE": "",
+    # A remote SPARQL 1.1 store instead: query and update endpoint URLs (both, or neither).
+    "INDEX_STORE_URL": "",
+    "INDEX_UPDATE_URL": "",
+    # Let harvests reach loopback, private and link-local addresses (tests, intranets only).
+    "HARVEST_ALLOW_PRIVATE": False,
+    # Sources harvested at once.
+    "HARVEST_WORKERS": 4,
+    # Contact of the index operators in the User-Agent (URL or mailto:); empty: CONTACT_EMAIL.
+    "HARVEST_USER_AGENT": "",
+    # Seconds between harvests of a source whose feed states no ldes:pollingInterval.
+    "HARVEST_INTERVAL": 60,
 }
 
 
