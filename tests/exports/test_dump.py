@@ -8,24 +8,19 @@ import gc
 import gzip
 import io
 import tracemalloc
-import warnings
 
-import orjson
 import pytest
 import rdflib
-from rdflib import Graph, Literal, URIRef
+from rdflib import Literal, URIRef
 from rdflib.compare import isomorphic
 
 import exports
 from exports import ExportError, Payload
 from exports.dump import DUMP_FORMATS, RDF_DUMP_FORMATS, write_dump, write_gzip_file
 from exports.tabular import read_table, table
-from vocab.context import inline_contexts
-from vocab.mapping import to_graph
+from tests.rdf_helpers import graph_of, parse_output
 
 from .conftest import BASE
-
-RDFLIB_FORMAT = {"ntriples": "nt", "turtle": "turtle"}
 
 COOPERATION = {
     "id": "c00p1",
@@ -60,23 +55,6 @@ def dumped(format_name: str, pairs: list[tuple[str, dict]], kind: str | None = N
     return out.getvalue()
 
 
-def parse(format_name: str, body: bytes) -> Graph:
-    if format_name == "jsonld":
-        doc = inline_contexts(orjson.loads(body))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "ConjunctiveGraph is deprecated",
-                                    DeprecationWarning)
-            return Graph().parse(data=orjson.dumps(doc), format="json-ld")
-    return Graph().parse(data=body, format=RDFLIB_FORMAT[format_name])
-
-
-def expected(pairs: list[tuple[str, dict]]) -> Graph:
-    graph = Graph()
-    for kind, record in pairs:
-        to_graph(kind, record, BASE, graph=graph)
-    return graph
-
-
 @pytest.fixture
 def mixed(actors, offer) -> list[tuple[str, dict]]:
     return [("actor", a) for a in actors] + [("offer", offer),
@@ -85,14 +63,14 @@ def mixed(actors, offer) -> list[tuple[str, dict]]:
 
 @pytest.mark.parametrize("format_name", RDF_DUMP_FORMATS)
 def test_rdf_dump_states_exactly_what_the_mapping_states(format_name, mixed):
-    graph = parse(format_name, dumped(format_name, mixed))
+    graph = parse_output(format_name, dumped(format_name, mixed))
     assert len(graph) > 100
-    assert isomorphic(graph, expected(mixed))
+    assert isomorphic(graph, graph_of(mixed, BASE))
 
 
 @pytest.mark.parametrize("format_name", RDF_DUMP_FORMATS)
 def test_empty_dump_is_a_valid_empty_document(format_name):
-    assert len(parse(format_name, dumped(format_name, []))) == 0
+    assert len(parse_output(format_name, dumped(format_name, []))) == 0
 
 
 def test_ntriples_dump_has_the_lines_of_the_page_export(actors):
@@ -136,8 +114,8 @@ def test_turtle_dump_writes_the_prefixes_once_and_one_block_per_subject(mixed):
 @pytest.mark.parametrize("format_name", ["ntriples", "turtle"])
 def test_awkward_literals_round_trip(format_name, text, actor):
     actor["description"] = {"de": text or "x", "en": text + '"'}
-    graph = parse(format_name, dumped(format_name, [("actor", actor)]))
-    assert isomorphic(graph, expected([("actor", actor)]))
+    graph = parse_output(format_name, dumped(format_name, [("actor", actor)]))
+    assert isomorphic(graph, graph_of([("actor", actor)], BASE))
 
 
 def test_a_blank_node_is_refused(monkeypatch, actor):

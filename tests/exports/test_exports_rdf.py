@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import orjson
@@ -15,12 +14,11 @@ from rdflib import Graph
 from rdflib.compare import isomorphic, to_isomorphic
 
 from exports import Payload, formats, get
-from vocab.context import inline_contexts
+from tests.rdf_helpers import parse_output
 from vocab.mapping import CONTEXT_URL, entity_uri, from_graph, normalize, to_graph
 
 BASE = "http://127.0.0.1:5001"  # the records' base (conftest)
 RDF_FORMATS = ["jsonld", "turtle", "ntriples", "nquads", "rdfxml"]
-RDFLIB_FORMAT = {"turtle": "turtle", "ntriples": "nt", "nquads": "nquads", "rdfxml": "xml"}
 
 
 @pytest.fixture(autouse=True)
@@ -28,24 +26,6 @@ def _literals_as_written(monkeypatch):
     """Compare statements as written: rdflib's parsers would rewrite "Z" as "+00:00",
     while the mapping keeps its canonical lexical forms (normalize=False)."""
     monkeypatch.setattr(rdflib, "NORMALIZE_LITERALS", False)
-
-
-def parse(name: str, body: bytes) -> Graph:
-    """Parse our own output; JSON-LD with the bundled context inlined (never fetched)."""
-    if name == "jsonld":
-        doc = inline_contexts(orjson.loads(body))
-        with warnings.catch_warnings():
-            # rdflib 7.6's own JSON-LD parser still builds a ConjunctiveGraph inside.
-            warnings.filterwarnings("ignore", "ConjunctiveGraph is deprecated",
-                                    DeprecationWarning)
-            return Graph().parse(data=orjson.dumps(doc), format="json-ld")
-    if name == "nquads":
-        with warnings.catch_warnings():
-            # rdflib 7.6's N-Quads parser uses its own deprecated Dataset.default_context.
-            warnings.filterwarnings("ignore", "Dataset.default_context is deprecated",
-                                    DeprecationWarning)
-            return Graph().parse(data=body, format="nquads")
-    return Graph().parse(data=body, format=RDFLIB_FORMAT[name])
 
 
 def expected_graph(kind: str, records: list[dict]) -> Graph:
@@ -62,7 +42,7 @@ def test_the_rdf_formats_are_flagged():
 @pytest.mark.parametrize("name", RDF_FORMATS)
 def test_single_entity_equals_the_mapping(name, actor):
     body = get(name).render(Payload("actor", [actor], BASE, single=True))
-    graph = parse(name, body)
+    graph = parse_output(name, body)
     assert len(graph) > 50
     assert isomorphic(graph, expected_graph("actor", [actor]))
 
@@ -70,19 +50,19 @@ def test_single_entity_equals_the_mapping(name, actor):
 @pytest.mark.parametrize("name", RDF_FORMATS)
 def test_collection_page_equals_the_mapping(name, actors, offer):
     page = Payload("actor", actors, BASE, single=False, page_url=f"{BASE}/actors?page=1")
-    graph = parse(name, get(name).render(page))
+    graph = parse_output(name, get(name).render(page))
     assert isomorphic(graph, expected_graph("actor", actors))
     # lossless: the records come back from the export
     assert from_graph(graph, "actor", BASE) == [normalize("actor", r) for r in actors]
 
     offers = Payload("offer", [offer], BASE, single=False)
-    graph = parse(name, get(name).render(offers))
+    graph = parse_output(name, get(name).render(offers))
     assert isomorphic(graph, expected_graph("offer", [offer]))
 
 
 def test_all_rdf_formats_give_the_same_graph(actors):
     page = Payload("actor", actors, BASE, single=False, page_url=f"{BASE}/actors")
-    graphs = [parse(n, get(n).render(page)) for n in RDF_FORMATS]
+    graphs = [parse_output(n, get(n).render(page)) for n in RDF_FORMATS]
     canonical = to_isomorphic(graphs[0])
     assert all(to_isomorphic(g) == canonical for g in graphs[1:])
 
@@ -90,7 +70,7 @@ def test_all_rdf_formats_give_the_same_graph(actors):
 def test_empty_collection_page():
     page = Payload("actor", [], BASE, single=False, page_url=f"{BASE}/actors")
     for name in RDF_FORMATS:
-        assert len(parse(name, get(name).render(page))) == 0
+        assert len(parse_output(name, get(name).render(page))) == 0
 
 
 def test_jsonld_single_document_keeps_the_context_url(actor):

@@ -10,14 +10,12 @@ import os
 import threading
 import time
 import tracemalloc
-import warnings
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 import rdflib
 from flask.testing import FlaskClient
-from rdflib import Graph
 from rdflib.compare import isomorphic
 
 import service.dumps as dumps_module
@@ -25,13 +23,12 @@ from exports.tabular import read_table, table
 from service import changes, db, store
 from service.cli import main
 from service.dumps import dump_info, dumps, dumps_dir
-from vocab import ENTITIES, load_record, to_graph
-from vocab.context import inline_contexts
+from tests.rdf_helpers import graph_of, parse_output
+from vocab import ENTITIES, load_record
 from vocab.fields import ENTITY_BY_COLLECTION
 
 from ..conftest import BASE
 
-RDFLIB_FORMAT = {"ntriples": "nt", "turtle": "turtle"}
 RECORDS = {
     "actor": [{"name": {"de": "Nachbarschaftshilfe Pieschen", "en": "Pieschen aid"},
                "actorTypes": ["verein"], "description": {"de": 'Sagt "hallo"\nund mehr'},
@@ -87,23 +84,6 @@ def live(app, kind: str | None = None) -> list[tuple[str, dict]]:
         return [(k, s.record) for k in kinds for s in live_entities(db.session(), k)]
 
 
-def parse(format_name: str, body: bytes) -> Graph:
-    if format_name == "jsonld":
-        doc = inline_contexts(orjson.loads(body))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "ConjunctiveGraph is deprecated",
-                                    DeprecationWarning)
-            return Graph().parse(data=orjson.dumps(doc), format="json-ld")
-    return Graph().parse(data=body, format=RDFLIB_FORMAT[format_name])
-
-
-def expected(pairs: list[tuple[str, dict]]) -> Graph:
-    graph = Graph()
-    for kind, record in pairs:
-        to_graph(kind, record, BASE, graph=graph)
-    return graph
-
-
 def file_of(app, name: str):
     return dumps_dir(app) / name
 
@@ -127,16 +107,16 @@ def test_every_dump_holds_exactly_the_live_records(app, client, node):
             assert rows == [dict(zip(columns, c, strict=True))  # the dump is in pk order
                             for c in sorted(cells, key=lambda c: ids.index(c[0]))]
             continue
-        graph = parse(dump.format.name, body)
-        assert isomorphic(graph, expected(pairs)), dump.name
+        graph = parse_output(dump.format.name, body)
+        assert isomorphic(graph, graph_of(pairs, BASE)), dump.name
         assert rdflib.URIRef(node) not in set(graph.subjects()), dump.name
     assert "all.nt.gz" in names and "all.csv.gz" not in names
     assert len(names) == 3 + 4 * len(ENTITY_BY_COLLECTION)
 
 
 def test_the_all_dump_is_the_union_of_every_kind(app, client, node):
-    graph = parse("ntriples", gzip.decompress(client.get("/dumps/all.nt.gz").data))
-    assert isomorphic(graph, expected(live(app)))
+    graph = parse_output("ntriples", gzip.decompress(client.get("/dumps/all.nt.gz").data))
+    assert isomorphic(graph, graph_of(live(app), BASE))
     assert len({k for k, _r in live(app)}) == 4
 
 
@@ -327,12 +307,12 @@ def test_two_requests_at_once_build_once_and_both_get_a_complete_file(
     first.join(10)
     second.join(10)
     assert len(builds) == 1
-    expected_graph = expected(live(app))
+    expected_graph = graph_of(live(app), BASE)
     for label in ("first", "second"):
         response = results[label]
         assert response.status_code == 200
         body = gzip.decompress(response.data)  # complete: the gzip trailer checks it
-        graph = parse("ntriples", body)
+        graph = parse_output("ntriples", body)
         if label == "first" or not previous:
             assert isomorphic(graph, expected_graph)
         else:
