@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import pyoxigraph as ox
@@ -47,6 +47,9 @@ from .errors import HarvestError
 from .model import Member, Page, Source
 from .parse import DEFAULT_LIMITS, ParseLimits
 from .store import STATE_NS, Batch, IndexStore, source_graph
+
+if TYPE_CHECKING:
+    from .search import SearchIndex
 
 __all__ = ["RUN_HISTORY", "RunReport", "harvest", "harvest_all"]
 
@@ -243,8 +246,13 @@ def _error(exc: BaseException) -> str:
 
 def harvest(source: Source, reader_pages: Iterable[Page], store: IndexStore, *,
             clock: Callable[[], datetime] = _now,
-            limits: ParseLimits = DEFAULT_LIMITS) -> RunReport:
+            limits: ParseLimits = DEFAULT_LIMITS,
+            search: SearchIndex | None = None) -> RunReport:
     """Apply ``reader_pages`` to ``store`` page by page; returns (and stores) the run report.
+
+    ``search`` (optional) mirrors each page's batch into the full-text side index just
+    BEFORE the store applies it: `SearchIndex.apply_batch` is idempotent, so a crash in
+    between is repaired when the run resumes at that page (harvesters/search.py).
 
     A failure while reading (FetchError, ParseError, ...) or applying a page ends the run
     with ``ok=False`` and the error recorded: pages applied before stay, nothing of the
@@ -256,6 +264,8 @@ def harvest(source: Source, reader_pages: Iterable[Page], store: IndexStore, *,
     try:
         for page in pages:
             outcome = run.page(page)
+            if search is not None:
+                search.apply_batch(outcome.batch, source)
             store.apply(outcome.batch)
             report.pages, report.cursor = report.pages + 1, page.cursor
             for name in ("members_applied", "deletes", "warnings", "dropped"):
@@ -287,7 +297,8 @@ def harvest(source: Source, reader_pages: Iterable[Page], store: IndexStore, *,
 def harvest_all(sources: Iterable[Source],
                 reader_for: Callable[[Source, Any], Iterable[Page]], store: IndexStore, *,
                 workers: int = 4, clock: Callable[[], datetime] = _now,
-                limits: ParseLimits = DEFAULT_LIMITS) -> list[RunReport]:
+                limits: ParseLimits = DEFAULT_LIMITS,
+                search: SearchIndex | None = None) -> list[RunReport]:
     """Harvest sources concurrently (threads); one failing source never stops the others.
 
     ``reader_for(source, cursor)`` returns the pages of one run, ``cursor`` being the one
@@ -299,7 +310,7 @@ def harvest_all(sources: Iterable[Source],
             pages = reader_for(source, store.cursor(source.id))
         except Exception as exc:  # noqa: BLE001 - reported like a failure while reading
             pages = _raising(exc)
-        return harvest(source, pages, store, clock=clock, limits=limits)
+        return harvest(source, pages, store, clock=clock, limits=limits, search=search)
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="harvest") as pool:
         return list(pool.map(one, list(sources)))

@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,11 +35,13 @@ from .errors import HarvestError
 from .fetch import Fetcher
 from .model import Page, Source
 from .pipeline import RunReport, harvest
+from .search import SearchIndex
 from .settings import MIN_INTERVAL, HarvestSettings, open_store
 from .store import STATE_NS, IndexStore, OxigraphStore
 
 __all__ = ["MIN_INTERVAL", "HarvestSettings", "UnknownSource", "due_sources", "last_runs",
-           "open_store", "polling_interval", "report_event", "run_once", "run_sources", "watch"]
+           "open_search", "open_store", "polling_interval", "report_event", "run_once",
+           "run_sources", "watch"]
 
 log = logging.getLogger(__name__)
 _PROV = "http://www.w3.org/ns/prov#"
@@ -150,22 +153,30 @@ def _failing(exc: BaseException) -> Iterator[Page]:
 
 def run_sources(sources: Iterable[Source], store: IndexStore, fetcher: Fetcher, *,
                 workers: int = 4, on_event: EventSink | None = None,
-                read: Reader | None = None) -> list[RunReport]:
+                read: Reader | None = None,
+                search: SearchIndex | None = None) -> list[RunReport]:
     """Harvest ``sources`` concurrently; reports in the sources' order (`pipeline.harvest`).
 
-    ``read`` is the reader entry point (default `harvesters.readers.read`).
+    ``read`` is the reader entry point (default `harvesters.readers.read`); ``search`` the
+    full-text side index each page is mirrored into (`open_search`).
     """
     sources, read, emit = list(sources), read or readers.read, _emitter(on_event)
 
     def one(source: Source) -> RunReport:
         emit({"event": "source-started", "source": source.id, "entry": source.entry_url})
+        if search is not None:  # the city facet and name, even before the first page
+            try:
+                search.set_source(source.id, name=source.name,
+                                  city=(source.options or {}).get("city"))
+            except HarvestError as exc:
+                log.warning("search index: source %s not recorded: %s", source.id, exc)
         try:
             pages: Iterable[Page] = _observed(source, read(source, store.cursor(source.id),
                                                            fetcher), emit)
         except Exception as exc:  # noqa: BLE001 - reported like a failure while reading
             pages = _failing(exc)
         try:
-            report = harvest(source, pages, store)
+            report = harvest(source, pages, store, search=search)
         except Exception as exc:  # noqa: BLE001 - harvest reports its own; this is a bug
             log.exception("harvest of %s crashed", source.id)
             report = RunReport(source.id, started=datetime.now(UTC), ended=datetime.now(UTC),
@@ -195,6 +206,17 @@ def _select(settings: HarvestSettings, store: IndexStore, source_ids: Iterable[s
     return due_sources(registered, store, default_interval=settings.interval)[0]
 
 
+@contextmanager
+def open_search(settings: HarvestSettings) -> Iterator[SearchIndex]:
+    """The search side index ``{INDEX_STORE}.search.sqlite3`` (settings.search_path)."""
+    settings.search_path.parent.mkdir(parents=True, exist_ok=True)
+    search = SearchIndex(str(settings.search_path))
+    try:
+        yield search
+    finally:
+        search.close()
+
+
 def _publish(store: IndexStore) -> None:
     """Let read-only query workers of the index service see the new state (oxigraph.py)."""
     if isinstance(store, OxigraphStore):
@@ -212,12 +234,13 @@ def run_once(settings: HarvestSettings, *, source_ids: Iterable[str] | None = No
 
     ``on_selected`` learns the sources before they start (to size a progress bar).
     """
-    with open_store(settings) as store:
+    with open_store(settings) as store, open_search(settings) as search:
         chosen = _select(settings, store, list(source_ids or ()), every)
         if on_selected is not None:
             on_selected(chosen)
         reports = run_sources(chosen, store, fetcher or Fetcher(settings.policy()),
-                              workers=settings.workers, on_event=on_event, read=read)
+                              workers=settings.workers, on_event=on_event, read=read,
+                              search=search)
         if reports:
             _publish(store)
         return reports
@@ -235,7 +258,7 @@ def watch(settings: HarvestSettings, *, max_runs: int | None = None,
     fetcher = fetcher or Fetcher(settings.policy())
     rounds: deque[list[RunReport]] = deque(maxlen=100)
     tried: dict[str, datetime] = {}
-    with open_store(settings) as store:
+    with open_store(settings) as store, open_search(settings) as search:
         while not stop.is_set() and (max_runs is None or len(rounds) < max_runs):
             try:
                 due, wait = due_sources(settings.registry().all(), store,
@@ -250,7 +273,7 @@ def watch(settings: HarvestSettings, *, max_runs: int | None = None,
                   "sources": [s.id for s in due]})
             started = time.monotonic()
             reports = run_sources(due, store, fetcher, workers=settings.workers,
-                                  on_event=on_event, read=read)
+                                  on_event=on_event, read=read, search=search)
             tried.update({r.source_id: r.ended or datetime.now(UTC) for r in reports})
             _publish(store)
             rounds.append(reports)

@@ -71,6 +71,11 @@ class HarvestSettings:
         agent = user_agent(self.contact) if self.contact else user_agent()
         return FetchPolicy(allow_private=self.allow_private, user_agent=agent)
 
+    @property
+    def search_path(self) -> Path:
+        """The full-text side index (SQLite FTS5, harvesters/search.py) beside the store."""
+        return self.store_path.with_name(self.store_path.name + ".search.sqlite3")
+
     def registry(self) -> SourceRegistry:
         """The registered sources: ``{INDEX_STORE}.sources.json`` (also with a remote store)."""
         return SourceRegistry.beside(self.store_path)

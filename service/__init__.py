@@ -41,4 +41,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from . import sparql
 
     app.register_blueprint(sparql.bp)
+    if _flag(app.config.get("INDEX_MODE")):
+        from . import index
+
+        index.init_app(app)
     return app
+
+
+def _flag(value: Any) -> bool:
+    """A boolean setting from TOML (bool) or an ``ATLAS_*`` string Flask could not parse."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)

@@ -87,6 +87,9 @@ DEFAULTS: dict[str, Any] = {
     # Queries running at once per worker process; more get 429 with Retry-After.
     "SPARQL_MAX_CONCURRENT": 2,
     # --- index and harvesting (issue 5)
+    # True: this app also serves the index pages (/index/search, /index/sources,
+    # /index/entity) over the harvested data (`atlas index serve` turns it on).
+    "INDEX_MODE": False,
     # Folder of the embedded index store (pyoxigraph); relative paths lie in the instance
     # folder; empty means "index" there. The source registry is {INDEX_STORE}.sources.json.
     "INDEX_STORE": "",

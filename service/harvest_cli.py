@@ -66,6 +66,30 @@ def index_status_command() -> None:
     _table(rows)
 
 
+@index_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to listen on.")
+def index_serve_command(host: str, port: int) -> None:
+    """Serve the index pages (search, sources, entities) with the development server.
+
+    In production run ``ATLAS_INDEX_MODE=true gunicorn 'service:create_app()'`` instead.
+    """
+    from . import create_app
+
+    # A fresh app: INDEX_MODE decides which blueprints create_app registers.
+    app = create_app({**_passed_config(), "INDEX_MODE": True})
+    click.echo(f"Index pages at http://{host}:{port}/index/search (development server; "
+               "use gunicorn in production)")
+    app.run(host=host, port=port, debug=False, use_reloader=False)
+
+
+def _passed_config() -> dict:
+    """Settings given to the running app in code (tests) that the new app must keep too."""
+    keys = ("INDEX_STORE", "INDEX_STORE_URL", "INDEX_UPDATE_URL", "DATABASE_URL", "BASE_URL")
+    return {key: current_app.config[key] for key in keys if key in current_app.config}
+
+
 @click.group("harvest", cls=AppGroup)
 def harvest_group() -> None:
     """Sources of the index and harvesting them (registry beside INDEX_STORE)."""
