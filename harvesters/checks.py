@@ -169,8 +169,9 @@ def split_by_authority(triples: Iterable[Triple], uri_space: str) -> tuple[list[
 # --------------------------------------------------------------------------- grouping
 
 
-def _closure(subjects: Iterable[ox.NamedNode | ox.BlankNode], by_subject: Mapping) -> list[Triple]:
-    """The statements of ``subjects`` plus those of blank nodes reachable from them."""
+def closure(subjects: Iterable[ox.NamedNode | ox.BlankNode], by_subject: Mapping) -> list[Triple]:
+    """The statements of ``subjects`` plus those of blank nodes reachable from them
+    (blank nodes belong to whoever points to them)."""
     out: list[Triple] = []
     seen: set = set()
     stack = list(subjects)
@@ -202,7 +203,7 @@ def _gather(triples: Iterable[Triple], is_root: Callable[[str, list[Triple]], bo
             owner = starts.get(subject.value.split("#", 1)[0])
             if owner is not None:
                 owner.append(subject)
-    groups = {iri: _closure(subjects, by_subject) for iri, subjects in starts.items()}
+    groups = {iri: closure(subjects, by_subject) for iri, subjects in starts.items()}
     used = {id(t) for group in groups.values() for t in group}
     rest = [t for statements in by_subject.values() for t in statements if id(t) not in used]
     return groups, rest

@@ -33,7 +33,7 @@ import pyoxigraph as ox
 
 from vocab.namespaces import DCAT, DCTERMS, RDF
 
-from ..checks import in_uri_space, split_by_authority
+from ..checks import closure, in_uri_space, split_by_authority
 from ..errors import HarvestError
 from ..fetch import Fetcher
 from ..model import Member, Page, Source
@@ -122,23 +122,11 @@ def _datasets(triples: list[ox.Triple], uri_space: str) -> list[Member]:
     for subject, statements in by_subject.items():
         if type(subject) is not ox.NamedNode or _DATASET not in types[subject]:
             continue
-        own = list(statements)
         parts = {t.object for t in statements if type(t.object) is ox.NamedNode
                  and t.object != subject and in_uri_space(t.object.value, uri_space)
                  and not (types.get(t.object, set()) & _NOT_PARTS)}
-        for part in sorted(parts, key=str):
-            own += by_subject.get(part, ())
-        seen: set = set()
-        frontier = [t.object for t in own if type(t.object) is ox.BlankNode]
-        while frontier:  # blank nodes belong to whoever points to them
-            node = frontier.pop()
-            if node not in seen:
-                seen.add(node)
-                for t in by_subject.get(node, ()):
-                    own.append(t)
-                    if type(t.object) is ox.BlankNode:
-                        frontier.append(t.object)
+        own = closure([subject, *sorted(parts, key=str)], by_subject)
         modified = next((t.object.value for t in statements if t.predicate == _MODIFIED
                          and type(t.object) is ox.Literal), None)
-        members.append(Member(subject.value, None, modified, False, list(dict.fromkeys(own))))
+        members.append(Member(subject.value, None, modified, False, own))
     return members

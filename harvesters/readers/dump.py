@@ -36,7 +36,7 @@ import heapq
 import io
 import itertools
 import tempfile
-from collections import defaultdict
+from collections import ChainMap, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,7 +45,7 @@ import pyoxigraph as ox
 
 from vocab.namespaces import EA
 
-from ..checks import split_by_authority, split_entities
+from ..checks import closure, split_by_authority, split_entities
 from ..errors import HarvestError, ParseError
 from ..fetch import Fetcher
 from ..model import Member, Page, Source
@@ -240,21 +240,15 @@ def _spilled(triples: Iterable[ox.Triple], tmp: Path,
         spill()
     handles = [open(path, encoding="utf-8") for path in files]  # noqa: SIM115
     try:
+        blank_statements = dict(blanks)
         merged = heapq.merge(*handles)
         for key, lines in itertools.groupby(merged, key=lambda line: line.split("\t", 1)[0]):
             text = "".join(line.split("\t", 1)[1] for line in lines).encode("utf-8")
-            run = [q.triple for q in ox.parse(text, ox.RdfFormat.N_TRIPLES)]
-            frontier = [t.object for t in run if type(t.object) is ox.BlankNode]
-            reached: set[ox.BlankNode] = set()
-            while frontier:
-                node = frontier.pop()
-                if node not in reached:
-                    reached.add(node)
-                    for t in blanks.get(node, ()):
-                        run.append(t)
-                        if type(t.object) is ox.BlankNode:
-                            frontier.append(t.object)
-            yield key, run
+            named: dict = defaultdict(list)
+            for q in ox.parse(text, ox.RdfFormat.N_TRIPLES):
+                named[q.triple.subject].append(q.triple)
+            # plain dicts: a defaultdict would answer [] before ChainMap asks ``blanks``
+            yield key, closure(list(named), ChainMap(dict(named), blank_statements))
     finally:
         for handle in handles:
             handle.close()
