@@ -22,6 +22,7 @@ How (see /work/shared/design/PITFALLS.md, "HTTP clients"):
 from __future__ import annotations
 
 import email.utils
+import io
 import random
 import socket
 import ssl
@@ -44,7 +45,7 @@ from urllib3.exceptions import DecodeError, NewConnectionError
 from urllib3.util.ssl_match_hostname import CertificateError
 
 from .addresses import HostList, Target, check_url
-from .errors import DeadlineExceeded, FetchError, ResponseTooLarge
+from .errors import DeadlineExceeded, FetchError, RefusedURL, ResponseTooLarge
 
 __all__ = ["FetchPolicy", "Fetcher", "Response", "Stream", "HTTPStatusError", "user_agent"]
 
@@ -123,8 +124,12 @@ def _worth_retrying(exc: FetchError) -> bool:
 
 class _Deadline:
     def __init__(self, seconds: float) -> None:
-        self.start = time.monotonic()
+        self.start, self.seconds = time.monotonic(), seconds
         self.end = self.start + seconds
+
+    def exceeded(self, doing: str) -> DeadlineExceeded:
+        """The error, naming the limit (an operator reads it in the run report)."""
+        return DeadlineExceeded(f"deadline of {self.seconds:g} s exceeded {doing}")
 
     def remaining(self) -> float:
         return self.end - time.monotonic()
@@ -132,7 +137,7 @@ class _Deadline:
     def check(self, what: str) -> float:
         left = self.remaining()
         if left <= 0:
-            raise DeadlineExceeded(f"deadline exceeded fetching {what}")
+            raise self.exceeded(f"fetching {what}")
         return left
 
 
@@ -209,7 +214,7 @@ class Stream(Iterator[bytes]):
             self._deadline.check(self.url)
             chunk = resp.read1(CHUNK, decode_content=True)
             if self._fired.is_set():  # the watchdog's shutdown can look like a clean end
-                raise DeadlineExceeded(f"deadline exceeded reading {self.url}")
+                raise self._deadline.exceeded(f"reading {self.url}")
             if resp.tell() > policy.max_bytes:
                 raise ResponseTooLarge(f"{self.url}: body over {policy.max_bytes} bytes")
             decoded += len(chunk)
@@ -253,7 +258,7 @@ class Stream(Iterator[bytes]):
             raise FetchError(f"undecodable body from {self.url}", reason="decode-error") from exc
         except (OSError, HTTPException, urllib3.exceptions.HTTPError) as exc:
             if self._fired.is_set() or self._deadline.remaining() <= 0:
-                raise DeadlineExceeded(f"deadline exceeded fetching {self.url}") from exc
+                raise self._deadline.exceeded(f"fetching {self.url}") from exc
             # urllib3 files a refused connection (NewConnectionError) under its timeouts
             timeout = isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError)) and (
                 not isinstance(exc, NewConnectionError))
@@ -281,7 +286,7 @@ class _HostSlots:
             if slot is None:
                 slot = self._slots[key] = threading.BoundedSemaphore(self.per_host)
         if not slot.acquire(timeout=deadline.check(host)):
-            raise DeadlineExceeded(f"no free slot for {host} before the deadline")
+            raise deadline.exceeded(f"waiting for a free connection slot for {host}")
         return slot
 
 
@@ -310,12 +315,12 @@ class Fetcher:
         def attempt() -> Response:
             stream = self._follow(url, deadline, accept, etag, last_modified)
             try:
-                body = bytearray()
+                body = io.BytesIO()  # getvalue() hands over its buffer: no second copy
                 for chunk in stream:  # a body broken off here may still be retried
-                    body += chunk
+                    body.write(chunk)
             finally:
                 stream.close()
-            return Response(stream.url, stream.status, stream.headers, bytes(body),
+            return Response(stream.url, stream.status, stream.headers, body.getvalue(),
                             stream.etag, stream.last_modified, stream.not_modified,
                             time.monotonic() - deadline.start)
 
@@ -366,9 +371,15 @@ class Fetcher:
         if last_modified and last_modified.isascii() and last_modified.isprintable():
             headers["If-Modified-Since"] = last_modified  # RFC 9110 §13.1.3
         first = url
-        for _hop in range(self.policy.max_redirects + 1):
-            target = check_url(url, allow_private=self.policy.allow_private,
-                               allow=self._allow, deny=self._deny)
+        for hop in range(self.policy.max_redirects + 1):
+            try:
+                target = check_url(url, allow_private=self.policy.allow_private,
+                                   allow=self._allow, deny=self._deny)
+            except RefusedURL as exc:  # say which URL (and which redirect) was refused
+                where = f"redirect from {first} to {url}" if hop else url
+                if hop == 0 and url in str(exc):
+                    raise
+                raise RefusedURL(f"{where} refused: {exc}", reason=exc.reason) from exc
             stream = Stream(url, self._slots.take(target.host, deadline), deadline, self.policy)
             try:
                 resp = stream._start(target, headers, etag, last_modified)

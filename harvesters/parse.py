@@ -6,10 +6,12 @@ of nested XML entities abort the whole process inside pyoxigraph; a JSON documen
 nested 5,000 levels deep crashes pyoxigraph's JSON-LD parser with a segmentation
 fault (measured here). So before a parser sees a byte:
 
-- JSON-LD is decoded with Python's ``json``, its nesting depth is capped, every
-  ``@context`` goes through `vocab.context.inline_contexts` (our bundled context
-  replaces its URL, any other remote context, scoped context or ``@import`` is
-  refused, nothing is fetched), and pyoxigraph parses the re-serialised document
+- JSON-LD is decoded with Python's ``json`` after its size and number of JSON values
+  are capped (pyoxigraph's JSON-LD parser buffers hundreds of bytes per value before it
+  yields a triple: the triple caps alone let 12 KiB of gzip cost 4 GB), its nesting
+  depth is capped, every ``@context`` goes through `vocab.context.inline_contexts`
+  (our bundled context replaces its URL, any other remote context, scoped context or
+  ``@import`` is refused, nothing is fetched), and pyoxigraph parses the re-serialised document
   (so duplicate keys cannot smuggle a second ``@context`` past the check).
   pyoxigraph has no document loader here, so it would refuse remote contexts too.
 - RDF/XML is refused unless the caller enables it; even then any markup
@@ -77,6 +79,15 @@ class ParseLimits:
     max_literal_length: int = 100_000  # characters; shapes allow 10,000 for descriptions
     max_iri_length: int = 8_192
     max_json_depth: int = 64  # our documents nest ~6 levels; pyoxigraph crashed at 5,000
+    # JSON-LD and RDF/XML are read whole and checked before parsing. pyoxigraph's JSON-LD
+    # parser buffers 300-500 bytes per JSON value before its first triple comes out
+    # (measured: one 24 MiB @list took 5.7 GB), so the caps above come too late for it.
+    max_document_bytes: int = 64 * 2**20  # read-whole formats; big dumps: N-Triples
+    max_json_values: int = 250_000  # our pages have 2-4 JSON values per triple
+    # pyoxigraph's Turtle parser keeps ~520 bytes per open "[" or "(" (16 MiB of nested
+    # blank nodes took 574 MB before the first triple): at most this many in a document
+    # in memory (a feed page; streamed dumps are not read twice), so at most ~10 MB.
+    max_turtle_brackets: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -152,27 +163,40 @@ def iter_rdf(data: bytes | IO[bytes], media_type: str | None, *, base_iri: str |
     N-Triples, N-Quads and Turtle stream from a binary file object without reading
     it whole; JSON-LD and RDF/XML are read whole because they are checked first.
     """
-    fmt = detect_format(media_type, base_iri)
-    source: bytes | IO[bytes] = data
-    if fmt.name == "json-ld":
-        source = _checked_jsonld(_read_all(data), limits)
-    elif fmt.name == "rdf-xml":
-        if not allow_rdfxml:
-            raise ParseError("RDF/XML from other servers is refused (PITFALLS: entity "
-                             "expansion aborts the process)", reason="rdfxml-refused")
-        source = _checked_rdfxml(_read_all(data))
+    try:
+        fmt = detect_format(media_type, base_iri)
+        source: bytes | IO[bytes] = data
+        if fmt.name == "json-ld":
+            source = _checked_jsonld(_read_all(data, fmt.name, limits), limits)
+        elif fmt.name == "rdf-xml":
+            if not allow_rdfxml:
+                raise ParseError("RDF/XML from other servers is refused (its entity expansion "
+                                 "can exhaust the harvester's memory)", reason="rdfxml-refused")
+            source = _checked_rdfxml(_read_all(data, fmt.name, limits))
+        elif fmt.name == "turtle" and isinstance(data, bytes):
+            _check_turtle_nesting(data, limits)  # a stream (a dump) is not read twice
+    except ParseError as exc:  # say which document: a run report names one error per source
+        if not base_iri or base_iri in str(exc):
+            raise
+        raise ParseError(f"{base_iri}: {exc}", reason=exc.reason) from exc
+    label = f"{base_iri}: {fmt.name}" if base_iri else fmt.name
     try:
         quads = ox.parse(source, fmt.rdf_format, base_iri=base_iri, rename_blank_nodes=True)
     except (SyntaxError, ValueError, OSError) as exc:  # e.g. an invalid base IRI
-        raise ParseError(f"{fmt.name}: {exc}", reason="syntax") from exc
-    return _within_limits(quads, fmt.name, limits)
+        raise ParseError(f"{label}: {exc}", reason="syntax") from exc
+    return _within_limits(quads, label, limits)
 
 
-def _read_all(data: bytes | IO[bytes]) -> bytes:
+def _read_all(data: bytes | IO[bytes], fmt: str, limits: ParseLimits) -> bytes:
+    cap = limits.max_document_bytes
     try:
-        return data if isinstance(data, bytes) else data.read()
+        whole = data if isinstance(data, bytes) else data.read(cap + 1)
     except OSError as exc:
         raise ParseError(f"cannot read the document: {exc}", reason="syntax") from exc
+    if len(whole) > cap:
+        raise ParseError(f"{fmt}: more than {cap} bytes to read whole "
+                         "(ParseLimits.max_document_bytes)", reason="document-too-large")
+    return whole
 
 
 # --------------------------------------------------------------------------- JSON-LD
@@ -180,6 +204,13 @@ def _read_all(data: bytes | IO[bytes]) -> bytes:
 
 def _checked_jsonld(data: bytes, limits: ParseLimits) -> bytes:
     """The document with our bundled context inlined, re-serialised for pyoxigraph."""
+    # RFC 8259 §2: every value but the top one opens an array or object or follows a comma,
+    # so this count bounds the values before json.loads or pyoxigraph builds any of them.
+    values = data.count(b",") + data.count(b"[") + data.count(b"{") + 1
+    if values > limits.max_json_values:
+        raise ParseError(f"json-ld: more than {limits.max_json_values} JSON values (counting "
+                         "commas and brackets; ParseLimits.max_json_values)",
+                         reason="json-too-large")
     try:
         # RFC 8259 §8.1: JSON exchanged between systems is UTF-8 (a BOM is tolerated).
         document = json.loads(data.decode("utf-8").removeprefix("\ufeff"),
@@ -218,6 +249,25 @@ def _too_deep(document: Any, max_depth: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+# --------------------------------------------------------------------------- Turtle
+
+
+def _check_turtle_nesting(data: bytes, limits: ParseLimits) -> None:
+    """Refuse Turtle with more "[" and "(" than ``max_turtle_brackets``.
+
+    pyoxigraph's Turtle parser keeps about 520 bytes per open bracket until the innermost
+    closes (1M nested blank nodes in 16 MiB: 574 MB before the first triple), so the
+    blank-node cap comes too late for nesting. Counting every bracket (also those in
+    strings, IRIs and comments: an over-count, never an under-count) bounds the nesting
+    in one pass at C speed. Each "[" and each non-empty "(" makes a blank node, so a page
+    within ``max_blank_nodes`` has few more brackets than that.
+    """
+    found = data.count(b"[") + data.count(b"(")
+    if found > limits.max_turtle_brackets:
+        raise ParseError(f"turtle: more than {limits.max_turtle_brackets} '[' and '(' "
+                         "(ParseLimits.max_turtle_brackets)", reason="turtle-too-nested")
 
 
 # --------------------------------------------------------------------------- RDF/XML

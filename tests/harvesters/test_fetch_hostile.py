@@ -134,8 +134,9 @@ def test_redirects_to_refused_targets_are_not_followed(location, connects):
     fetcher = Fetcher(FetchPolicy(allow_hosts=("127.0.0.1",)))  # trusts exactly this address
     with serve(handle) as srv:
         assert fetcher.fetch(srv.url + "/plain").body == b"allowed"
-        with pytest.raises(RefusedURL):
+        with pytest.raises(RefusedURL) as info:
             fetcher.fetch(srv.url + "/jump")
+        assert str(info.value).startswith(f"redirect from {srv.url}/jump to ")  # which hop
     assert connects == [("127.0.0.1", srv.port)] * 2  # never the redirect target
 
 
@@ -283,6 +284,22 @@ def test_gzip_bomb_stops_at_the_decompressed_cap_with_bounded_memory(hostile, bo
     assert streaming_peak < cap // 8  # chunks were never held together
     assert fetch_peak < cap * 2  # fetch() holds at most the capped body
     assert rss_growth < 256 * MiB  # far from the 1 GiB the bomb expands to
+
+
+def test_a_fetched_body_is_held_once(hostile):
+    """fetch() under a cap of C may hold C bytes, not 2 C (no copy of the finished body)."""
+    body = b"x" * (16 * MiB)
+    srv = hostile(lambda h: reply(h, 200, body))
+    fetcher = Fetcher(FetchPolicy(allow_private=True, max_bytes=32 * MiB))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fetched = fetcher.fetch(srv.url)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert fetched.body == body
+    assert peak < len(body) * 5 // 4
 
 
 def test_gzip_stream_that_never_yields_output_is_stopped_by_the_deadline(hostile):

@@ -393,6 +393,57 @@ def test_json_depth_cap():
                                     limits=ParseLimits(max_json_depth=5))) == "json-too-deep"
 
 
+def test_json_ld_with_too_many_values_never_reaches_json_or_the_parser(monkeypatch):
+    """pyoxigraph buffered ~500 bytes per JSON value before its first triple: 12 KiB of
+    gzip (one @list of 6 million numbers) cost the harvester 4 GB before the triple caps
+    could act. Commas and brackets bound the values before anything is built."""
+    ours = serialized("json-ld")
+    needed = ours.count(b",") + ours.count(b"[") + ours.count(b"{") + 1
+    assert parse_rdf(ours, "application/ld+json", base_iri=PAGE,
+                     limits=ParseLimits(max_json_values=needed))
+    monkeypatch.setattr(pyoxigraph, "parse", _must_not_parse)
+    monkeypatch.setattr(json, "loads", _must_not_parse)
+    flood = b'{"@id": "s", "http://p.test/": {"@list": [' + b"1," * 1000 + b"1]}}"
+    for data in (flood, ours):
+        with pytest.raises(ParseError) as info:
+            parse_rdf(data, "application/ld+json", base_iri=PAGE,
+                      limits=ParseLimits(max_json_values=min(needed - 1, 1000)))
+        assert info.value.reason == "json-too-large"
+        assert str(info.value).startswith(f"{PAGE}: json-ld: more than ")
+
+
+def test_deeply_nested_turtle_never_reaches_the_parser(monkeypatch):
+    """pyoxigraph's Turtle parser kept ~520 bytes per open bracket before the first triple
+    (1M nested blank nodes: 574 MB), so brackets are counted before it runs."""
+    ours = serialized("turtle") + b'<http://node.test/x> <http://p.test/> "(a) [b]" .\n'
+    assert parse_rdf(ours, "text/turtle", base_iri=PAGE, limits=LIMITS)
+    nested = (b"<http://node.test/s> <http://p.test/> " + b"[ <http://p.test/> " * 300
+              + b"1" + b" ]" * 300 + b" .")
+    monkeypatch.setattr(pyoxigraph, "parse", _must_not_parse)
+    for data in (nested, nested.replace(b"[ <http://p.test/> ", b"( ").replace(b" ]", b" )")):
+        with pytest.raises(ParseError) as info:
+            parse_rdf(data, "text/turtle", base_iri=PAGE,
+                      limits=ParseLimits(max_turtle_brackets=299))
+        assert info.value.reason == "turtle-too-nested"
+        assert "ParseLimits.max_turtle_brackets" in str(info.value)
+
+
+@pytest.mark.parametrize("media_type", ["application/ld+json", "application/rdf+xml"])
+def test_documents_read_whole_are_capped_in_bytes(monkeypatch, media_type):
+    data = serialized("json-ld") if "json" in media_type else rdfxml()
+    fits, small = ParseLimits(max_document_bytes=len(data)), ParseLimits(
+        max_document_bytes=len(data) - 1)
+    assert parse_rdf(data, media_type, base_iri=PAGE, limits=fits, allow_rdfxml=True)
+    stream = io.BytesIO(data + b" " * 10**6)  # a stream is read only up to the cap
+    monkeypatch.setattr(pyoxigraph, "parse", _must_not_parse)
+    for given in (data, stream):
+        with pytest.raises(ParseError) as info:
+            list(iter_rdf(given, media_type, base_iri=PAGE, limits=small, allow_rdfxml=True))
+        assert info.value.reason == "document-too-large"
+        assert "ParseLimits.max_document_bytes" in str(info.value)
+    assert stream.tell() == len(data)  # cap + 1 bytes
+
+
 def test_to_rdflib_keeps_lexical_forms_and_plain_strings():
     subject = pyoxigraph.NamedNode(f"{BASE}/actors/a1")
     p = pyoxigraph.NamedNode("http://p.test/p")
