@@ -37,6 +37,7 @@ from vocab.namespaces import AS, DCTERMS, RDF
 from vocab.resources import shapes as bundled_shapes
 from vocab.shapes import ValidationResult, validate
 
+from . import fastcheck
 from .parse import DEFAULT_LIMITS, ParseLimits, quiet_ill_typed, to_rdflib
 
 __all__ = [
@@ -58,6 +59,7 @@ Triple = ox.Triple
 _RDF_TYPE = ox.NamedNode(str(RDF.type))
 _IS_VERSION_OF = ox.NamedNode(str(DCTERMS.isVersionOf))
 _DELETE = ox.NamedNode(str(AS.Delete))
+_SUBCLASS = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#subClassOf")
 _ENTITY_CLASSES = frozenset(ox.NamedNode(str(spec.rdf_type)) for spec in ENTITIES.values())
 # Predicates whose objects are nested resources ({entity}#fragment) per the entity table.
 _NODE_FIELDS = {ox.NamedNode(str(f.predicate)): f.key for spec in ENTITIES.values()
@@ -65,13 +67,15 @@ _NODE_FIELDS = {ox.NamedNode(str(f.predicate)): f.key for spec in ENTITIES.value
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _VERSION_IRI = re.compile(r"(?P<entity>.+)/versions/(?P<n>[0-9]+)")
 _EXAMPLES = 5
+_SPACE = re.compile(r"\s")  # the characters str.isspace() calls whitespace
+_PATH_END = re.compile(r"[?#]")  # urlsplit: the path ends at the query or the fragment
 
 # --------------------------------------------------------------------------- authority
 
 
 def _iri_key(iri: str) -> tuple[str, str, int, str] | None:
     """(scheme, host, port, path) of an http(s) IRI, or None when it is not usable."""
-    if "\\" in iri or any(c.isspace() for c in iri):
+    if "\\" in iri or _SPACE.search(iri):
         return None  # WHATWG URL parsers read "\" as "/": never let it near a prefix test
     try:
         parts = urlsplit(iri)
@@ -99,16 +103,28 @@ def normalize_uri_space(uri_space: str) -> str:
 
 
 def _space_test(uri_space: str):
-    """A memoised ``iri -> bool`` membership test for one URI space."""
-    space = _iri_key(normalize_uri_space(uri_space))
+    """A memoised ``iri -> bool`` membership test for one URI space.
+
+    An IRI that starts with the space's canonical form has its scheme, host and port and
+    a path under the space's (the netloc ends before the space's path), so only the rest
+    of its path is checked (`_iri_key`'s rules) without parsing the IRI: ~10x faster.
+    """
+    prefix = normalize_uri_space(uri_space)
+    space = _iri_key(prefix)
     memo: dict[str, bool] = {}
 
     def inside(iri: str) -> bool:
         hit = memo.get(iri)
         if hit is None:
-            key = _iri_key(iri)
-            hit = memo[iri] = (key is not None and key[:3] == space[:3]
-                               and key[3].startswith(space[3]))
+            if iri.startswith(prefix) and "\\" not in iri and not _SPACE.search(iri):
+                path = _PATH_END.split(iri[len(prefix):], 1)[0]
+                hit = not ("." in path or "%" in path) or not any(
+                    unquote(segment) in {".", ".."} for segment in path.split("/"))
+            else:
+                key = _iri_key(iri)
+                hit = (key is not None and key[:3] == space[:3]
+                       and key[3].startswith(space[3]))
+            memo[iri] = hit
         return hit
 
     return inside
@@ -315,7 +331,7 @@ def check_entity(entity_iri: str, triples: Sequence[Triple], *,
 
 def check_entities(groups: Mapping[str, Sequence[Triple]], *,
                    limits: ParseLimits = DEFAULT_LIMITS,
-                   batch_size: int = 250) -> dict[str, Verdict]:
+                   batch_size: int = 250, fast: bool = True) -> dict[str, Verdict]:
     """Verdicts for many entities; SHACL runs once per batch, results split by focus node.
 
     Measured here (2 cores, a 40-triple actor): one pyshacl call per entity ~9-13 ms,
@@ -323,16 +339,37 @@ def check_entities(groups: Mapping[str, Sequence[Triple]], *,
     A result belongs to the entity whose IRI is its focus node or the part before
     "#", or that reaches the blank node. Entities over a cap or with foreign nested
     nodes are quarantined without running SHACL on them.
+
+    ``fast`` (default): entities `fastcheck` can read exactly and that certainly conform
+    get its results (~0.1 ms instead of pyshacl's milliseconds); pyshacl judges the rest.
+    When an entity states things about other entities' subjects or about classes
+    (rdfs:subClassOf), entities could affect each other's results in one SHACL graph, so
+    then the whole lot goes to pyshacl as before (``fast=False``: always).
     """
     results: dict[str, list[ValidationResult]] = {}
-    batch: dict[str, Sequence[Triple]] = {}
+    checked: dict[str, Sequence[Triple]] = {}
     for iri, triples in groups.items():
         results[iri] = _structure(iri, triples, limits)
         if not results[iri]:
-            batch[iri] = triples
-            if len(batch) >= batch_size:
-                _validate_batch(batch, results)
-                batch = {}
+            checked[iri] = triples
+    simple = {iri: fastcheck.simple(iri, triples) for iri, triples in checked.items()} if (
+        fast) else {}
+    if fast and all(simple[iri] or _self_contained(iri, triples)
+                    for iri, triples in checked.items()):
+        rest = {}
+        for iri, triples in checked.items():
+            found = fastcheck.conforming(triples) if simple[iri] else None
+            if found is None:
+                rest[iri] = triples
+            else:
+                results[iri] = found
+        checked = rest
+    batch: dict[str, Sequence[Triple]] = {}
+    for iri, triples in checked.items():
+        batch[iri] = triples
+        if len(batch) >= batch_size:
+            _validate_batch(batch, results)
+            batch = {}
     if batch:
         _validate_batch(batch, results)
     violations = {iri: [r for r in found if r.severity == "Violation"]
@@ -340,6 +377,19 @@ def check_entities(groups: Mapping[str, Sequence[Triple]], *,
     return {iri: Verdict(not violations[iri], violations[iri],
                          [r for r in found if r.severity != "Violation"])
             for iri, found in results.items()}
+
+
+def _self_contained(iri: str, triples: Sequence[Triple]) -> bool:
+    """Statements only about ``iri``, its #fragments and blank nodes, none about classes."""
+    if "#" in iri:
+        return False
+    own = iri + "#"
+    for t in triples:
+        s = t.subject
+        if t.predicate == _SUBCLASS or (type(s) is ox.NamedNode and not (
+                s.value == iri or s.value.startswith(own))) or type(s) is ox.Literal:
+            return False
+    return True
 
 
 def _structure(iri: str, triples: Sequence[Triple], limits: ParseLimits) -> list[ValidationResult]:

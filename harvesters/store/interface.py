@@ -90,6 +90,12 @@ class IndexStore(ABC):
         """Replace all of a source's data from a dump at bulk speed; returns quads loaded."""
 
     @abstractmethod
+    def replace_graph(self, iri: str, triples: Iterable[TripleLike]) -> None:
+        """Replace the INDEX-OWNED graph ``iri`` (e.g. `harvesters.sameas.SAME_AS_GRAPH`) with
+        ``triples``, all or nothing. Never a source's graph or an entity graph a source owns
+        (StoreError "graph-owned-by-other-source"); not listed by `sources`/`graphs_of`."""
+
+    @abstractmethod
     def recover_incomplete_loads(self) -> list[str]:
         """Undo bulk loads a crash interrupted; returns the ids of the sources reset."""
 

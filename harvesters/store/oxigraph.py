@@ -48,6 +48,8 @@ class OxigraphStore(SparqlIndexStore):
     after the writer called `publish_snapshot` (not ``path`` itself while it is written to).
     """
 
+    _bulk_pages = True  # `_write_quads` (bulk_extend) ~4.5x faster than an update
+
     def __init__(self, path: str | os.PathLike, *, recover: bool = True) -> None:
         super().__init__()
         self.path = Path(path)

@@ -24,7 +24,7 @@ import json
 import re
 import threading
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -103,7 +103,13 @@ def _term(term: Any, scope: str) -> str:
     raise TypeError(f"not an RDF term: {term!r}")
 
 
+_PLAIN_OBJECT = (ox.NamedNode, ox.Literal)
+
+
 def _triple_line(triple: TripleLike, scope: str) -> str:
+    if (type(triple) is ox.Triple and type(triple.subject) is ox.NamedNode
+            and type(triple.object) in _PLAIN_OBJECT):
+        return f"{triple} ."  # no blank node: pyoxigraph writes the N-Triples line at once
     s, p, o = triple  # pyoxigraph Triples unpack like tuples; a Quad does not fit (ValueError)
     if isinstance(s, (ox.Literal, Literal)) or not isinstance(p, (ox.NamedNode, URIRef)):
         raise TypeError(f"not a valid triple: {triple!r}")
@@ -126,10 +132,16 @@ def _cursor_literal(cursor: Any) -> str:
     return str(ox.Literal(text))
 
 
-def render_apply(batch: Batch) -> str:
-    """One SPARQL Update request carrying the whole batch (executed as one transaction)."""
+def render_apply(batch: Batch, *, absent: Collection[str] = ()) -> str:
+    """One SPARQL Update request carrying the whole batch (executed as one transaction).
+
+    ``absent``: graphs of the batch the caller found to hold no quads and no statements in
+    the source graph (`SparqlIndexStore._present`, under its write lock); they need no DROP
+    and no clean-up. A first harvest writes only new graphs, and Oxigraph took about twice
+    as long for a request with 1,000 no-op DROPs as without them.
+    """
     sg = _iri(source_graph(batch.source_id))
-    touched = [_entity_iri(g) for g in batch.graphs]
+    touched = [iri for g in batch.graphs if (iri := _entity_iri(g)) and g not in absent]
     ops = [f"DROP SILENT GRAPH {g}" for g in touched]
     if touched:
         # What the source graph says about these entities (ownership, per-entity provenance)
@@ -230,15 +242,74 @@ class SparqlIndexStore(IndexStore):
 
     # -- the contract ----------------------------------------------------------------------
 
+    # Backends whose `_write_quads` is much faster than an update (Oxigraph's bulk_extend:
+    # ~4.5x for 45,000-quad pages) write large pages of new graphs through `_apply_bulk`.
+    _bulk_pages = False
+    BULK_PAGE_MIN = 2000  # quads
+
     def apply(self, batch: Batch) -> None:
-        try:
-            text = render_apply(batch)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"batch for {batch.source_id!r} refused: {exc}",
-                             reason="invalid-batch") from exc
         with self._lock:
-            self._check_owner(batch.source_id, batch.graphs)
-            self._update(text)
+            bulk = None
+            try:  # an IRI that is none fails in the look-ups already
+                self._check_owner(batch.source_id, batch.graphs)
+                absent = set(batch.graphs) - self._present(batch.source_id, batch.graphs)
+                if self._bulk_pages:
+                    bulk = self._bulk_parts(batch, absent)
+                if bulk is None:
+                    text = render_apply(batch, absent=absent) if absent else render_apply(batch)
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"batch for {batch.source_id!r} refused: {exc}",
+                                 reason="invalid-batch") from exc
+            if bulk is not None:
+                self._apply_bulk(batch.source_id, *bulk)
+            else:
+                self._update(text)
+
+    def _bulk_parts(self, batch: Batch, absent: set[str]
+                    ) -> tuple[list[ox.Quad], str, str] | None:
+        """For a batch that only writes new graphs (all ``absent``, no deletions), without
+        blank nodes, of at least BULK_PAGE_MIN quads: its quads, the write-ahead request
+        and the finishing request. None: the batch goes as one update."""
+        if (batch.deletions or not batch.replacements or len(absent) < len(batch.replacements)
+                or not all(isinstance(v, (list, tuple)) for v in batch.replacements.values())
+                or sum(map(len, batch.replacements.values())) < self.BULK_PAGE_MIN):
+            return None
+        quads = []
+        for graph, triples in batch.replacements.items():
+            _entity_iri(graph)
+            g = ox.NamedNode(graph)
+            for t in triples:
+                if (type(t) is not ox.Triple or type(t.subject) is not ox.NamedNode
+                        or type(t.object) not in _PLAIN_OBJECT):
+                    return None
+                quads.append(ox.Quad(t.subject, t.predicate, t.object, g))
+        sg = _iri(source_graph(batch.source_id))
+        now = ox.Literal(datetime.now(UTC).isoformat(), datatype=_XSD_DATETIME)
+        pending = ", ".join(_iri(g) for g in batch.replacements)
+        begin = (f"INSERT DATA {{ GRAPH {sg} {{ {sg} <{SOURCE_ID}> {ox.Literal(batch.source_id)}"
+                 f" ; <{BULK_LOAD_STARTED}> {now} ; <{PENDING_GRAPH}> {pending} }} }}")
+        finish = self._render_finish(sg, batch.cursor, batch.provenance)
+        if batch.cursor is not None:
+            finish = f"DELETE WHERE {{ GRAPH {sg} {{ {sg} <{CURSOR}> ?c }} }} ;\n{finish}"
+        return quads, begin, finish
+
+    def _apply_bulk(self, source_id: str, quads: list[ox.Quad], begin: str, finish: str) -> None:
+        """A page of new graphs, all or nothing, at bulk speed: the graphs are recorded as
+        pending with the bulk-load marker (one update), written by `_write_quads`, then
+        owned together with the provenance and cursor (one update). A crash in between
+        leaves the marker: opening the store (`recover_incomplete_loads`) drops the pending
+        graphs, which did not exist before, so the previous state is back and the run
+        resumes from the saved cursor. (A new source's ``idx:sourceId`` may stay.)"""
+        self._update(begin)
+        try:
+            self._write_quads(quads)
+            self._update(finish)
+        except Exception:
+            try:
+                self._discard_bulk(source_id)
+            except StoreError:
+                pass  # the marker stays; recover_incomplete_loads finishes the clean-up
+            raise
 
     def cursor(self, source_id: str) -> Any | None:
         sg = _iri(source_graph(source_id))
@@ -326,6 +397,24 @@ class SparqlIndexStore(IndexStore):
                              else "bulk-load-failed") from exc
         return loaded
 
+    def replace_graph(self, iri: str, triples: Iterable[TripleLike]) -> None:
+        """One request: DROP the graph, INSERT DATA its new triples (one transaction)."""
+        try:
+            if not isinstance(iri, str) or iri.startswith(SOURCE_GRAPH_PREFIX):
+                raise ValueError(f"not an index-owned graph: {iri!r}")
+            graph = _iri(iri)
+            text = "\n".join([f"DROP SILENT GRAPH {graph} ;", "INSERT DATA {",
+                              *_graph_block(graph, triples, "i"), "}"])
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"graph {iri!r} refused: {exc}", reason="invalid-batch") from exc
+        with self._lock:
+            rows = self._select(f"SELECT ?sg WHERE {{ GRAPH ?sg {{ {{ {graph} <{IN_SOURCE}> ?sg }}"
+                                f" UNION {{ ?sg <{PENDING_GRAPH}> {graph} }} }} }} LIMIT 1")
+            if rows:
+                raise StoreError(f"{iri} belongs to source {_source_id_of(rows[0]['sg'])!r}",
+                                 reason="graph-owned-by-other-source")
+            self._update(text)
+
     def recover_incomplete_loads(self) -> list[str]:
         rows = self._select(f"SELECT ?id WHERE {{ GRAPH ?sg {{ ?sg <{BULK_LOAD_STARTED}> ?t ; "
                             f"<{SOURCE_ID}> ?id }} }}")
@@ -349,6 +438,18 @@ class SparqlIndexStore(IndexStore):
                 raise StoreError(f"{rows[0]['g']} belongs to source "
                                  f"{_source_id_of(rows[0]['sg'])!r}, not {source_id!r}",
                                  reason="graph-owned-by-other-source")
+
+    def _present(self, source_id: str, graphs: Iterable[str]) -> set[str]:
+        """Those of ``graphs`` that hold quads or that the source graph says something about."""
+        sg = _iri(source_graph(source_id))
+        found: set[str] = set()
+        it = iter(graphs)
+        while chunk := list(itertools.islice(it, _VALUES_CHUNK)):
+            rows = self._select(f"SELECT DISTINCT ?g WHERE {{ VALUES ?g {{ {_values(chunk)} }} {{ "
+                                f"GRAPH ?g {{ ?s ?p ?o }} }} UNION {{ GRAPH {sg} {{ ?g ?q ?v }} "
+                                "} }")
+            found |= {row["g"] for row in rows}
+        return found
 
     def _pending_graphs(self, source_id: str) -> set[str]:
         sg = _iri(source_graph(source_id))

@@ -348,8 +348,8 @@ def test_a_validator_failure_quarantines_only_that_entity(monkeypatch):
         return real(graph, shapes)
 
     monkeypatch.setattr(checks, "validate", flaky)
-    verdicts = check_entities({uri("a1"): actor_triples(actor()),
-                               uri("a2"): actor_triples(actor(id="a2"))})
+    verdicts = check_entities({uri("a1"): actor_triples(actor()),  # pyshacl for both
+                               uri("a2"): actor_triples(actor(id="a2"))}, fast=False)
     assert verdicts[uri("a1")].accepted
     assert not verdicts[uri("a2")].accepted
     assert verdicts[uri("a2")].reasons == ["entity: validation failed"]

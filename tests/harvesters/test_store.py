@@ -646,3 +646,44 @@ def test_server_that_never_answers_times_out():
                     call()
                 assert err.value.reason == "store-timeout"
             assert time.monotonic() - started < 30
+
+
+# -- the index's own graph (same-actor candidates) --------------------------------------------
+
+def test_replace_graph_replaces_an_index_owned_graph_and_nothing_else(store):
+    own = "urn:x-engagement-atlas:index:same-as"
+    store.apply(Batch("a", {entity(A, 1): actor(A, 1, "Eins")}, cursor={"page": 1}))
+    store.apply(Batch("b", {entity(B, 1): actor(B, 1, "Bee")}))
+    before = quads(store)
+    same = ox.NamedNode("http://www.w3.org/2002/07/owl#sameAs")
+    first = [(ox.NamedNode(entity(A, 1)), same, ox.NamedNode(entity(B, 1))),
+             (ox.NamedNode(entity(A, 1)), NAME, ox.BlankNode())]
+    store.replace_graph(own, first)
+    assert graph(store, own) >= as_strings(first[:1])
+    assert len(graph(store, own)) == 2
+    assert {q for q in quads(store) if q[0] != own} == before  # sources untouched
+
+    second = [(ox.NamedNode(entity(B, 1)), same, ox.NamedNode(entity(A, 2)))]
+    store.replace_graph(own, second)  # replaced, not accumulated
+    assert graph(store, own) == as_strings(second)
+    assert store.sources() == {"a", "b"}  # not a source, owns no entity graph
+    assert store.graphs_of("a") == {entity(A, 1)} and store.count_triples() == 6
+    assert store.cursor("a") == {"page": 1}
+    store.replace_graph(own, [])
+    assert graph(store, own) == set() and {q for q in quads(store)} == before
+
+
+def test_replace_graph_refuses_source_and_entity_graphs(store):
+    store.apply(Batch("a", {entity(A, 1): actor(A, 1, "Eins")}))
+    before = quads(store)
+    bad = [(ox.NamedNode(entity(A, 1)), NAME, ox.Literal("gekapert"))]
+    for iri, reason in ((sparql.source_graph("a"), "invalid-batch"),
+                        (entity(A, 1), "graph-owned-by-other-source"),
+                        ("not an iri", "invalid-batch")):
+        with pytest.raises(StoreError) as err:
+            store.replace_graph(iri, bad)
+        assert err.value.reason == reason
+    with pytest.raises(StoreError) as err:
+        store.replace_graph("urn:x:own", [(ox.Literal("x"), NAME, ox.Literal("y"))])
+    assert err.value.reason == "invalid-batch"
+    assert quads(store) == before
