@@ -24,6 +24,15 @@ Cost: blocked by key (dicts per Wikidata id / register number / domain), never O
 all actors; inside a big domain names are blocked again by their two rarest words. A key
 shared by more than `MAX_KEY_GROUP` actors identifies nothing and is skipped.
 
+Where they go: `SAME_AS_GRAPH`, ONE graph the index owns. After each harvest round
+`harvesters.run` recomputes all candidates (`SearchIndex.same_actor_candidates`) and replaces
+that graph as a whole (`IndexStore.replace_graph`, one transaction): candidates that no longer
+hold disappear, nothing accumulates, and no source graph is ever touched. Its IRI is a stable
+URN rather than ``{BASE_URL}/index/same-as``: the harvester does not know BASE_URL (it runs
+without the web configuration, and with a remote store several services may read one
+index), and a graph name that changed with BASE_URL would leave the old graph behind in
+the store. The index's SPARQL endpoint (/index/sparql) and entity pages read it.
+
 Vocabulary of `candidate_triples` (in the index's own graph, never a source graph): ``<a>
 owl:sameAs|skos:closeMatch <b>`` plus a note ``<{graph}#match-{hash}>`` reifying it (RDF 1.1:
 ``a rdf:Statement; rdf:subject; rdf:predicate; rdf:object``) with ``idx:matchReason`` (slug
@@ -54,12 +63,13 @@ from vocab.namespaces import OWL, PROV, RDF, RDFS, SKOS, XSD
 from .store import STATE_NS
 from .store.sparql import SOURCE_GRAPH_PREFIX
 
-__all__ = ["CLOSE_MATCH", "NAME_THRESHOLD", "SAME_AS", "ActorKeys", "Candidate", "actor_keys",
-           "candidate_triples", "candidates", "candidates_from_keys", "domain_pairs",
-           "name_similarity", "normalize_court", "normalize_name", "normalize_register",
-           "registrable_domain"]
+__all__ = ["CLOSE_MATCH", "NAME_THRESHOLD", "SAME_AS", "SAME_AS_GRAPH", "ActorKeys",
+           "Candidate", "actor_keys", "candidate_triples", "candidates", "candidates_from_keys",
+           "domain_pairs", "name_similarity", "normalize_court", "normalize_name",
+           "normalize_register", "registrable_domain"]
 
 SAME_AS, CLOSE_MATCH = "sameAs", "closeMatch"
+SAME_AS_GRAPH = "urn:x-engagement-atlas:index:same-as"  # the index's own graph (docstring)
 NAME_THRESHOLD, WORD_THRESHOLD = 0.85, 0.75
 MAX_KEY_GROUP = 64       # actors sharing one Wikidata id / register number before it is ignored
 SMALL_DOMAIN = 40        # up to this many actors on a domain: compare every cross-source pair

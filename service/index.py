@@ -1,8 +1,16 @@
-"""The index service pages (issue 5 item 8): search across sources, source status, entities.
+"""The index service pages (issue 5 items 8, 9): search across sources, source status, entities.
 
-Registered by `create_app` only with ``INDEX_MODE`` (``atlas index serve``). Every route
-answers HTML (templates index_*.html) or JSON (``?format=json`` or ``Accept:
-application/json``, RFC 9110 §12.5.1 proactive negotiation).
+Registered by `create_app` only with ``INDEX_MODE`` (``atlas index serve``), together with the
+SPARQL endpoint /index/sparql (service/index_sparql.py). Every route answers HTML (templates
+index_*.html) or JSON (``?format=json`` or ``Accept: application/json``, RFC 9110 §12.5.1
+proactive negotiation).
+
+Entity pages add the same-actor candidates the harvester published in the index's own graph
+(`harvesters.sameas.SAME_AS_GRAPH`: owl:sameAs or skos:closeMatch, reason, shared key, name
+score, a link to the other entity's page) and, for entities harvested through a trusted
+intermediary index, that index (``idx:harvestedVia``). Concept values (facets, record fields)
+are shown by their SKOS label — German, else English, else the notation; JSON keeps the
+notations and adds the labels (``facet_labels``, ``labels``).
 
 Reading while the harvester writes: the embedded store is never opened directly (RocksDB
 has one writer, and a store that keeps writing cannot be read safely from another process,
@@ -37,9 +45,11 @@ from harvesters.search import FACET_KEYS, SearchIndex
 from harvesters.settings import HarvestSettings
 from harvesters.store import RemoteSparqlStore, latest_snapshot
 from vocab import ENTITIES
+from vocab.terms import concept_label
 
 from .errors import BadRequest, NotAcceptable, NotFound
-from .index_read import entity_view, source_ids, source_status
+from .index_read import FACET_SCHEMES, entity_view, source_ids, source_status
+from .rendering import KIND_LABELS
 
 __all__ = ["bp", "init_app"]
 
@@ -50,10 +60,17 @@ FACET_LABELS = {"source": "Quelle", "city": "Stadt", "kind": "Art", "actorTypes"
                 "fieldsOfAction": "Handlungsfeld", "targetGroups": "Zielgruppe",
                 "engagementMode": "Engagementform", "language": "Sprache", "status": "Status"}
 
+SAME_AS_REASONS = {"wikidata": "gleiches Wikidata-Objekt",
+                   "register-number": "gleicher Registereintrag",
+                   "domain-name": "ähnlicher Name auf derselben Website-Domain"}
+
 
 def init_app(app: Flask) -> None:
-    """Register the index pages (only called in INDEX_MODE)."""
+    """Register the index pages and its SPARQL endpoint (only called in INDEX_MODE)."""
+    from . import index_sparql
+
     app.register_blueprint(bp)
+    app.register_blueprint(index_sparql.bp)
 
 
 def _settings() -> HarvestSettings:
@@ -141,10 +158,30 @@ def search():
     items = [{"entity": h.entity, "kind": h.kind, "source": h.source, "name": h.name,
               "page": url_for("index.entity", iri=h.entity)} for h in (result.items if result
                                                                         else [])]
+    facets = result.facet_counts if result else {}
     data = {"q": q, "filters": chosen, "page": page, "per_page": PER_PAGE, "total": total,
             "pages": max(1, math.ceil(total / PER_PAGE)), "items": items,
-            "facets": result.facet_counts if result else {}, "available": index is not None}
+            "facets": facets, "facet_labels": facet_labels(facets, chosen),
+            "available": index is not None}
     return _answer("index_search.html", data, FACET_LABELS=FACET_LABELS)
+
+
+def facet_labels(facets: dict[str, dict[str, int]], chosen: dict[str, list[str]]
+                 ) -> dict[str, dict[str, str]]:
+    """{facet key: {value: label}}: SKOS labels for concept notations (German, else English,
+    else the notation), names for kinds; other values (source ids, cities, languages) as
+    they are. Chosen values are labelled too, also when no hit carries them."""
+    out: dict[str, dict[str, str]] = {}
+    for key in {*facets, *chosen}:
+        values = {*(facets.get(key) or {}), *chosen.get(key, ())}
+        scheme = FACET_SCHEMES.get(key)
+        if scheme:
+            out[key] = {v: concept_label(scheme, v) for v in values}
+        elif key == "kind":
+            out[key] = {v: KIND_LABELS.get(v, v) for v in values}
+        else:
+            out[key] = {v: v for v in values}
+    return out
 
 
 @bp.get("/sources")
@@ -174,10 +211,12 @@ def entity():
         raise BadRequest(f"not an IRI: {iri!r}") from None
     if view is None:
         raise NotFound(f"the index holds nothing about {iri}")
+    for candidate in view["same_as"]:
+        candidate["page"] = url_for("index.entity", iri=candidate["entity"])
     if json_wanted:
         return _answer("index_entity.html", view)
     spec = ENTITIES.get(view["kind"]) if view["kind"] else None
-    return _answer("index_entity.html", view, spec=spec)
+    return _answer("index_entity.html", view, spec=spec, SAME_AS_REASONS=SAME_AS_REASONS)
 
 
 class _Empty(list):

@@ -15,13 +15,23 @@ from typing import Any
 import pyoxigraph as ox
 
 from harvesters.model import Source
+from harvesters.sameas import SAME_AS_GRAPH
 from harvesters.search import records_from_triples
 from harvesters.store import STATE_NS, source_graph
+from vocab import ENTITIES
+from vocab.terms import concept_label
 
-__all__ = ["entity_view", "source_ids", "source_status"]
+__all__ = ["FACET_SCHEMES", "concept_labels", "entity_view", "same_actor_candidates",
+           "source_ids", "source_status"]
 
 Query = Callable[[str], Any]
 PROV = "http://www.w3.org/ns/prov#"
+_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+_RELATIONS = {"http://www.w3.org/2002/07/owl#sameAs": "sameAs",
+              "http://www.w3.org/2004/02/skos/core#closeMatch": "closeMatch"}
+# Record keys holding SKOS notations, and their scheme (the same in every kind of entity).
+FACET_SCHEMES = {f.key: f.scheme for spec in ENTITIES.values() for f in spec.fields
+                 if f.kind == "concept"}
 _COUNTS = ("pages", "membersApplied", "deletes", "quarantinedCount", "warnings", "dropped",
            "rejected")
 MAX_QUARANTINED = 500  # listed per source on the status page (all are counted)
@@ -94,6 +104,52 @@ def source_status(query: Query, source_id: str, source: Source | None = None) ->
     }
 
 
+def concept_labels(record: dict[str, Any] | None, lang: str = "de") -> dict[str, dict[str, str]]:
+    """{record key: {notation: SKOS label}} for the concept fields of ``record``: the German
+    label, else the English one, else the notation (`vocab.terms.concept_label`)."""
+    out: dict[str, dict[str, str]] = {}
+    for key, value in (record or {}).items():
+        scheme = FACET_SCHEMES.get(key)
+        if scheme is None:
+            continue
+        values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        out[key] = {v: concept_label(scheme, v, lang) for v in values if isinstance(v, str)}
+    return out
+
+
+def same_actor_candidates(query: Query, node: str) -> list[dict[str, Any]]:
+    """The index's candidates for "the same actor" as entity ``node`` (``<iri>``, checked):
+    the other entity, owl:sameAs or skos:closeMatch, reason, shared key, score, comment, and
+    the other's source and names (`harvesters.sameas`, graph `SAME_AS_GRAPH`)."""
+    rows = _rows(query(
+        f"SELECT ?other ?relation ?reason ?key ?score ?comment ?source ?name WHERE {{ "
+        f"GRAPH <{SAME_AS_GRAPH}> {{ ?note a <{_RDF}Statement> ; <{_RDF}predicate> ?relation ; "
+        f"<{STATE_NS}matchReason> ?reason . "
+        f"{{ ?note <{_RDF}subject> {node} ; <{_RDF}object> ?other }} UNION "
+        f"{{ ?note <{_RDF}object> {node} ; <{_RDF}subject> ?other }} "
+        f"OPTIONAL {{ ?note <{STATE_NS}matchKey> ?key }} "
+        f"OPTIONAL {{ ?note <{STATE_NS}matchScore> ?score }} "
+        f"OPTIONAL {{ ?note <http://www.w3.org/2000/01/rdf-schema#comment> ?comment }} }} "
+        f"OPTIONAL {{ GRAPH ?sg {{ ?other <{STATE_NS}inSource> ?sg . ?sg <{STATE_NS}sourceId> "
+        f"?source }} }} "
+        f"OPTIONAL {{ GRAPH ?other {{ ?other <https://schema.org/name> ?name }} }} }}"))
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        relation = _RELATIONS.get(r["relation"])
+        if relation is None:
+            continue
+        item = found.setdefault((r["other"], r["reason"]), {
+            "entity": r["other"], "relation": relation, "predicate": r["relation"],
+            "reason": r["reason"], "key": r.get("key"), "comment": r.get("comment"),
+            "score": float(r["score"]) if r.get("score") else None,
+            "source": r.get("source"), "names": []})
+        if r.get("name") and r["name"] not in item["names"]:
+            item["names"].append(r["name"])
+    # owl:sameAs first, then the closest; one entry per other entity and reason
+    return sorted(found.values(), key=lambda c: (c["relation"] != "sameAs",
+                                                 -(c["score"] or 0), c["entity"], c["reason"]))
+
+
 def entity_view(query: Query, iri: str) -> dict[str, Any] | None:
     """What the index holds about entity ``iri``: its triples, the record they map to, its
     provenance (source, retrieval time, version) or quarantine; None if unknown.
@@ -123,9 +179,13 @@ def entity_view(query: Query, iri: str) -> dict[str, Any] | None:
             "version": next(iter(prov.get("hadPrimarySource", [])), None),
             "version_timestamp": next(iter(prov.get("versionTimestamp", [])), None),
             "warnings": sorted(prov.get("warning", [])),
+            # the trusted intermediary index it came through (idx:harvestedVia), else None
+            "via": next(iter(prov.get("harvestedVia", [])), None),
         },
         "quarantine": ({"reasons": sorted(prov["quarantineReason"]),
                         "at": next(iter(prov.get("quarantinedAt", [])), None)}
                        if "quarantineReason" in prov else None),
+        "labels": concept_labels(found[1] if found else None),
+        "same_as": same_actor_candidates(query, node),
         "triples": sorted((str(t.subject), str(t.predicate), str(t.object)) for t in triples),
     }

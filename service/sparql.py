@@ -9,11 +9,17 @@ own (`service.sparql_query`). Updates, SERVICE and LOAD are refused.
 
 Without a query, ``/sparql`` answers with a SPARQL 1.1 Service Description (RDF)
 or, for browsers, a page with a query form and examples.
+
+The steps (`begin`, `make_job`, `run_limited`, `respond`, `describe`, `cors`) are shared
+with the index's endpoint /index/sparql (service/index_sparql.py), whose query processes
+open the index's published snapshot instead of this mirror.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, render_template, request
 from pyoxigraph import NamedNode
@@ -33,10 +39,11 @@ from .errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from .sparql_query import QueryJob, TooManyQueries, run, warm_up
+from .sparql_query import QueryJob, QueryResult, TooManyQueries, run, warm_up
 from .sparql_results import GRAPH_FORMATS, RESULTS_FORMATS
 
-__all__ = ["EXAMPLES", "bp", "service_description"]
+__all__ = ["EXAMPLES", "begin", "bp", "cors", "describe", "make_job", "respond", "run_limited",
+           "service_description"]
 
 bp = Blueprint("sparql", __name__)
 
@@ -113,19 +120,32 @@ def _setup(state) -> None:
 
 @bp.after_request
 def _cors(response: Response) -> Response:
-    # Public, read-only data without credentials: any web page may query it (Fetch
-    # standard, CORS protocol), also with a direct POST, which needs a preflight.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    if request.method == "OPTIONS":
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type, Accept"
-        response.headers["Access-Control-Max-Age"] = "86400"
-    return response
+    return cors(response)
 
 
 @bp.route("/sparql", methods=["GET", "POST"])
 def endpoint():
     """Answer a query (SPARQL 1.1 Protocol §2.1), or describe the service."""
+    query, params = begin()
+    if query is None:
+        return describe(params)
+    base = current_app.config["BASE_URL"]
+    folder = sparql_store.mirror_folder(current_app.instance_path)
+    job = make_job(query, params, f"{base}/sparql", mirror=str(folder))
+
+    def synced_run() -> QueryResult:
+        sparql_store.sync(db.session(), folder, base, wait=job.timeout)
+        return run(job)
+
+    return respond(run_limited(synced_run), job)
+
+
+# The steps of an endpoint, shared with the index's /index/sparql (service/index_sparql.py).
+
+
+def begin() -> tuple[str | None, MultiDict]:
+    """Negotiate how errors are shown, start the fork server, read the protocol request:
+    the query (None when there is none) and the request's parameters."""
     # Errors go to people as HTML only when they ask for HTML (the query form);
     # protocol clients, with or without an Accept header, get problem+json.
     accept = request.headers.get("Accept")
@@ -134,33 +154,40 @@ def endpoint():
     # Clients look at the description (or the form) first: have the query processes' fork
     # server booting meanwhile. A node never asked for SPARQL never starts one.
     warm_up()
-    query, params = _operation()
-    if query is None:
-        return _describe(params)
+    return _operation()
+
+
+def make_job(query: str, params: MultiDict, endpoint_url: str, **target: Any) -> QueryJob:
+    """The guarded job for ``query``: formats, dataset and the configured limits; ``target``
+    names what the child opens (``mirror=`` or ``index_store=``, see `QueryJob`)."""
     results_format, graph_format = _formats(params)
     if results_format is None and graph_format is None:
         raise NotAcceptable("no result format matches the Accept header; offered: " + ", ".join(
             types[0] for types in (RESULTS_FORMATS | GRAPH_FORMATS).values()))
     defaults, named = _dataset(params)
     config = current_app.config
-    base = config["BASE_URL"]
-    timeout = float(config["SPARQL_TIMEOUT"])
-    folder = sparql_store.mirror_folder(current_app.instance_path)
-    job = QueryJob(
-        query=query, mirror=str(folder),
-        base_iri=f"{base}/sparql", results_format=results_format, graph_format=graph_format,
-        default_graphs=defaults, named_graphs=named, limits_url=f"{base}/sparql#limits",
-        timeout=timeout, memory_mb=int(config["SPARQL_MEMORY_MB"]),
-        max_rows=int(config["SPARQL_MAX_ROWS"]),
-        max_bytes=int(config["SPARQL_MAX_RESULT_BYTES"]))
+    target.setdefault("mirror", "")
+    return QueryJob(
+        query=query, base_iri=endpoint_url, results_format=results_format,
+        graph_format=graph_format, default_graphs=defaults, named_graphs=named,
+        limits_url=f"{endpoint_url}#limits", timeout=float(config["SPARQL_TIMEOUT"]),
+        memory_mb=int(config["SPARQL_MEMORY_MB"]), max_rows=int(config["SPARQL_MAX_ROWS"]),
+        max_bytes=int(config["SPARQL_MAX_RESULT_BYTES"]), **target)
+
+
+def run_limited(call: Callable[[], QueryResult]) -> QueryResult:
+    """``call()`` while holding one of this process's SPARQL_MAX_CONCURRENT slots (else 429)."""
     slots = current_app.extensions[_SLOTS]
     if not slots.acquire(blocking=False):
         raise TooManyQueries(retry_after=1)
     try:
-        sparql_store.sync(db.session(), folder, base, wait=timeout)
-        result = run(job)
+        return call()
     finally:
         slots.release()
+
+
+def respond(result: QueryResult, job: QueryJob) -> Response:
+    """The HTTP response of a query result (with the cut-off headers when truncated)."""
     response = Response(result.body, content_type=_content_type(result.media_type))
     response.vary.add("Accept")
     if result.truncated:
@@ -168,6 +195,17 @@ def endpoint():
         # link to the explanation; the result documents carry that link too.
         response.headers["X-SPARQL-MaxRows"] = str(result.rows)
         response.headers["Link"] = f'<{job.limits_url}>; rel="describedby"'
+    return response
+
+
+def cors(response: Response) -> Response:
+    """Public, read-only data without credentials: any web page may query it (Fetch
+    standard, CORS protocol), also with a direct POST, which needs a preflight."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type, Accept"
+        response.headers["Access-Control-Max-Age"] = "86400"
     return response
 
 
@@ -301,57 +339,69 @@ def _content_type(media_type: str) -> str:
 # --------------------------------------------------------------------------- description
 
 
-def _describe(params: MultiDict) -> Response:
+def describe(params: MultiDict, *, endpoint: str = "sparql.endpoint",
+             examples: dict[str, tuple[str, str]] = EXAMPLES,
+             graph: Callable[[], Graph] | None = None, **page: Any) -> Response:
+    """Without a query: the query form (HTML) or the service description (RDF).
+
+    ``endpoint`` is the view's name (the form posts there), ``graph`` makes the description
+    (default: the node's), ``page`` adds variables for sparql.html (``index=True``).
+    """
     fmt = exports.negotiate(request.headers.get("Accept"), ("html", *_SD_FORMATS))
     if fmt is None:
-        raise NotAcceptable("without a query, /sparql describes itself in HTML, Turtle, "
+        raise NotAcceptable("without a query, this endpoint describes itself in HTML, Turtle, "
                             "N-Triples, RDF/XML or JSON-LD; give a query to get results")
     if fmt.name == "html":
         config = current_app.config
         example = params.get("example")
         html = render_template(
-            "sparql.html", examples=EXAMPLES,
-            query=EXAMPLES.get(example, next(iter(EXAMPLES.values())))[1].strip(),
+            "sparql.html", examples=examples, endpoint=endpoint,
+            query=examples.get(example, next(iter(examples.values())))[1].strip(),
             results_formats=RESULTS_FORMATS, graph_formats=GRAPH_FORMATS, labels=_LABELS,
             timeout=float(config["SPARQL_TIMEOUT"]), max_rows=int(config["SPARQL_MAX_ROWS"]),
             max_query_bytes=int(config["SPARQL_MAX_QUERY_BYTES"]),
-            max_concurrent=int(config["SPARQL_MAX_CONCURRENT"]))
+            max_concurrent=int(config["SPARQL_MAX_CONCURRENT"]), **page)
         response = Response(html, content_type="text/html; charset=utf-8")
     else:
-        graph = service_description(current_app.config["BASE_URL"],
-                                    current_app.config["NODE_NAME"])
-        response = Response(graph.serialize(format=_SD_FORMATS[fmt.name], encoding="utf-8"),
+        made = graph() if graph else service_description(current_app.config["BASE_URL"],
+                                                         current_app.config["NODE_NAME"])
+        response = Response(made.serialize(format=_SD_FORMATS[fmt.name], encoding="utf-8"),
                             content_type=exports.content_type(fmt))
     response.vary.add("Accept")
     return response
 
 
-def service_description(base: str, name: str) -> Graph:
-    """SPARQL 1.1 Service Description of the endpoint: what it speaks and returns."""
+_NODE_DATASET = ("One named graph per entity of this node, named by the entity's IRI; the "
+                 "default graph is their union.")
+
+
+def service_description(base: str, name: str, *, path: str = "/sparql", union: bool = True,
+                        dataset: str = _NODE_DATASET) -> Graph:
+    """SPARQL 1.1 Service Description of the endpoint at ``{base}{path}``: what it speaks and
+    returns; ``union``: the default graph is the union of all named graphs (sd:feature
+    sd:UnionDefaultGraph); ``dataset`` says in English what the graphs are."""
     g = Graph(bind_namespaces="core")
     g.bind("sd", SD)
     g.bind("formats", FORMATS)
     g.bind("dct", DCTERMS)
-    service = URIRef(f"{base}/sparql")
+    service = URIRef(f"{base}{path}")
     g.add((service, RDF.type, SD.Service))
     g.add((service, SD.endpoint, service))
     g.add((service, DCTERMS.title, Literal(f"SPARQL – {name}")))
     g.add((service, SD.supportedLanguage, SD.SPARQL11Query))
     for fmt in _RESULT_FORMAT_IRIS:
         g.add((service, SD.resultFormat, FORMATS[fmt]))
-    # The default graph is the union of all named graphs (one per entity).
-    g.add((service, SD.feature, SD.UnionDefaultGraph))
+    if union:  # the default graph is the union of all named graphs
+        g.add((service, SD.feature, SD.UnionDefaultGraph))
     g.add((service, SD.defaultEntailmentRegime, ENTAILMENT.Simple))
-    dataset, default_graph = BNode(), BNode()
+    dataset_text, (dataset, default_graph) = dataset, (BNode(), BNode())
     g.add((service, SD.defaultDataset, dataset))
     g.add((dataset, RDF.type, SD.Dataset))
     g.add((dataset, SD.defaultGraph, default_graph))
     g.add((default_graph, RDF.type, SD.Graph))
-    g.add((dataset, RDFS.comment, Literal(
-        "One named graph per entity of this node, named by the entity's IRI; the default "
-        "graph is their union.", lang="en")))
+    g.add((dataset, RDFS.comment, Literal(dataset_text, lang="en")))
     g.add((service, RDFS.comment, Literal(
         "Read-only. SERVICE, LOAD and updates are refused; FROM and FROM NAMED select graphs "
         "of this store and never fetch anything. Queries have a time limit and a row limit: "
-        f"{base}/sparql#limits", lang="en")))
+        f"{base}{path}#limits", lang="en")))
     return g

@@ -13,9 +13,15 @@ interpreter start. The child
   route at all, not even loopback) — a second wall behind the SERVICE check,
 - parses the query with rdflib's SPARQL parser and refuses SERVICE anywhere in it
   (updates and LOAD never parse as a query),
-- opens the mirror's current snapshot read-only and runs the query with pyoxigraph,
+- opens a read-only snapshot and runs the query with pyoxigraph: the node's SPARQL
+  mirror (``QueryJob.mirror``, `service.sparql_store.open_snapshot`) or the newest snapshot
+  an index harvester published (``QueryJob.index_store``, `harvesters.store.latest_snapshot`;
+  one pruned between resolving and opening is resolved again),
 - serializes at most ``max_rows`` rows (or triples) and ``max_bytes`` bytes
   (`service.sparql_results`) into a pipe.
+
+With ``check_only`` the child stops after the checks and reports the query form: the
+index endpoint then forwards the checked query to a remote store (service/index_sparql.py).
 
 The web worker only waits for its own child; other requests run on in other
 threads, workers and processes.
@@ -44,11 +50,14 @@ from rdflib.plugins.sparql.algebra import translateQuery
 from rdflib.plugins.sparql.parser import parseQuery, parseUpdate
 from rdflib.plugins.sparql.parserutils import CompValue
 
+from harvesters.store import latest_snapshot
+
 from .errors import AtlasError, BadRequest, Forbidden, NotAcceptable
 from .sparql_results import GRAPH_FORMATS, RESULTS_FORMATS, Limits, media_type, serialize
 from .sparql_store import open_snapshot
 
-__all__ = ["QueryJob", "QueryLimitExceeded", "QueryResult", "TooManyQueries", "run", "warm_up"]
+__all__ = ["NoSnapshot", "QueryJob", "QueryLimitExceeded", "QueryResult", "TooManyQueries", "run",
+           "warm_up"]
 
 log = logging.getLogger(__name__)
 _FORMS = {"SelectQuery": "SELECT", "AskQuery": "ASK", "ConstructQuery": "CONSTRUCT",
@@ -64,7 +73,7 @@ _M_ARENA_MAX = -8  # mallopt(3)
 @dataclass(frozen=True)
 class QueryJob:
     query: str
-    mirror: str                                   # folder of the SPARQL mirror
+    mirror: str                                   # folder of the node's SPARQL mirror, or ""
     base_iri: str                                 # the endpoint URL (relative IRIs)
     results_format: str | None                    # for SELECT/ASK; None: none acceptable
     graph_format: str | None                      # for CONSTRUCT/DESCRIBE
@@ -75,6 +84,8 @@ class QueryJob:
     memory_mb: int = 1024
     max_rows: int = 10000
     max_bytes: int = 32 * 1024 * 1024
+    index_store: str = ""                         # an index store folder: its latest snapshot
+    check_only: bool = False                      # only check; answer the form, no result
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,17 @@ class QueryLimitExceeded(AtlasError):
 
     def __init__(self, detail: str, retry_after: int):
         super().__init__(detail)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class NoSnapshot(AtlasError):
+    """The index has not published a snapshot yet: nothing to query (503, RFC 9110 §15.6.4)."""
+
+    status, title = 503, "Service Unavailable"
+    type = "https://w3id.org/engagement-atlas/problems/no-snapshot"
+
+    def __init__(self, retry_after: int = 60):
+        super().__init__("the index has no snapshot yet; run `atlas harvest run`")
         self.headers["Retry-After"] = str(retry_after)
 
 
@@ -157,6 +179,8 @@ def run(job: QueryJob) -> QueryResult:
             child.kill()  # SIGKILL: the kernel frees everything it held
         child.join()
     if error is not None:
+        if error["kind"] == "no-snapshot":
+            raise NoSnapshot()
         raise _error(error, job)
     if meta is None:
         raise _death(child.exitcode, job)
@@ -225,7 +249,12 @@ def _child_main(conn, job: QueryJob) -> None:
             names = RESULTS_FORMATS if form in ("SELECT", "ASK") else GRAPH_FORMATS
             raise _Refused("not-acceptable", f"a {form} query can answer in: " + ", ".join(
                 types[0] for types in names.values()))
-        store, _lock = open_snapshot(Path(job.mirror))
+        if job.check_only:
+            conn.send_bytes(b"M" + orjson.dumps({"form": form, "rows": 0, "truncated": None,
+                                                 "media_type": media_type(fmt),
+                                                 "isolated": isolated}))
+            return
+        store = _open(job)
         try:
             results = store.query(job.query, base_iri=job.base_iri,
                                   **_dataset(job, has_dataset))
@@ -247,6 +276,22 @@ def _child_main(conn, job: QueryJob) -> None:
                                              "detail": f"the query failed: {exc}"}))
     finally:
         conn.close()
+
+
+def _open(job: QueryJob) -> ox.Store:
+    """The read-only store the job names (module docstring)."""
+    if not job.index_store:
+        store, _lock = open_snapshot(Path(job.mirror))  # the lock lives as long as we do
+        return store
+    for _attempt in range(5):
+        path = latest_snapshot(job.index_store)
+        if path is None:
+            raise _Refused("no-snapshot", "the index has no snapshot yet")
+        try:
+            return ox.Store.read_only(str(path))
+        except OSError:  # pruned by the harvester after we resolved it: resolve again
+            continue
+    raise _Refused("failed", "the index snapshot kept disappearing; retry")
 
 
 def _limit_resources(job: QueryJob) -> None:

@@ -4,7 +4,8 @@ What must hold: Wikidata id and register number (+ court) give owl:sameAs candid
 website domain gives a skos:closeMatch only together with a similar name, two entries of one
 source are never paired, a platform domain hosting many actors pairs nothing but similar
 names, the work is blocked by key (10k actors well under a second: measured, not asserted),
-and the published triples sit in the index's own graph with a reified reason.
+the published triples sit in the index's own graph with a reified reason, and each harvest
+round replaces that graph (harvesters.run) instead of adding to it.
 """
 
 from __future__ import annotations
@@ -12,14 +13,20 @@ from __future__ import annotations
 import random
 import time
 
+import pyoxigraph as ox
 import pytest
 from rdflib import Graph, URIRef
 from rdflib.namespace import OWL, RDF, SKOS
 
 from harvesters import sameas
+from harvesters.fetch import Fetcher, FetchPolicy
+from harvesters.model import Member, Page, Source
+from harvesters.parse import parse_rdf
+from harvesters.run import run_once
 from harvesters.sameas import (
     CLOSE_MATCH,
     SAME_AS,
+    SAME_AS_GRAPH,
     Candidate,
     candidate_triples,
     candidates,
@@ -29,7 +36,9 @@ from harvesters.sameas import (
     normalize_register,
     registrable_domain,
 )
-from harvesters.store import STATE_NS
+from harvesters.settings import HarvestSettings
+from harvesters.store import STATE_NS, OxigraphStore, latest_snapshot
+from vocab import to_graph
 
 
 def actor(name: str, **fields) -> dict:
@@ -200,3 +209,60 @@ def test_ten_thousand_actors_are_blocked_not_compared_pairwise():
     print(f"\n10k actors: {len(found)} candidates in {elapsed * 1000:.0f} ms")
     assert found and all(records[c.a][0] != records[c.b][0] for c in found)
     assert {c.reason for c in found} == {"wikidata", "register-number", "domain-name"}
+
+
+# --------------------------------------------------------------------------- published per round
+
+
+def _member(key: str, n: int, name: str, **fields) -> Member:
+    base = f"http://{key}.test"
+    data = to_graph("actor", {**actor(name, **fields), "id": f"a{n}"}, base)
+    triples = parse_rdf(data.serialize(format="nt", encoding="utf-8"), "application/n-triples",
+                        base_iri=None)
+    return Member(f"{base}/actors/a{n}", None, None, False, triples)
+
+
+def test_each_round_replaces_the_candidates_in_the_index_graph(tmp_path):
+    """harvesters.run publishes the candidates into SAME_AS_GRAPH after a round: a second
+    round with changed data replaces them (nothing accumulates, no source graph changes)."""
+    settings = HarvestSettings.from_mapping({"INDEX_STORE": str(tmp_path / "index")})
+    for key in ("a", "b"):
+        settings.registry().add(Source(key, f"http://{key}.test/", f"http://{key}.test/",
+                                       f"http://{key}.test/feed", None))
+    rounds = {"a": [[_member("a", 1, "Tafel Halle", wikidata="Q1"),
+                     _member("a", 2, "Chor Nord", url="https://chor.de")]],
+              "b": [[_member("b", 1, "Tafel Halle", wikidata="Q1"),
+                     _member("b", 2, "Chor Nord e.V.", url="https://www.chor.de/x")]]}
+
+    def read(src, cursor, fetcher):
+        n = (cursor or {}).get("n", 0)
+        return [Page(f"http://{src.id}.test/feed/{n}", rounds[src.id][-1], {"n": n + 1})]
+
+    def candidates_now():
+        store = ox.Store.read_only(str(latest_snapshot(settings.store_path)))
+        found = {(r["a"].value, r["p"].value.rsplit("#", 1)[1], r["b"].value) for r in store.query(
+            f"SELECT ?a ?p ?b WHERE {{ GRAPH <{SAME_AS_GRAPH}> {{ ?n <{RDF.subject}> ?a ; "
+            f"<{RDF.predicate}> ?p ; <{RDF.object}> ?b }} }}")}
+        direct = {(r["a"].value, r["b"].value) for r in store.query(
+            f"SELECT ?a ?b WHERE {{ GRAPH <{SAME_AS_GRAPH}> {{ ?a ?p ?b FILTER(?p IN "
+            f"(<{OWL.sameAs}>, <{SKOS.closeMatch}>)) }} }}")}
+        assert direct == {(a, b) for a, _p, b in found}
+        return found
+
+    fetcher = Fetcher(FetchPolicy(allow_private=True, retries=0))
+    assert all(r.ok for r in run_once(settings, every=True, read=read, fetcher=fetcher))
+    assert candidates_now() == {("http://a.test/actors/a1", "sameAs", "http://b.test/actors/a1"),
+                                ("http://a.test/actors/a2", "closeMatch",
+                                 "http://b.test/actors/a2")}
+
+    # b's actor 1 gets another Wikidata item; the choir moves to another website
+    rounds["b"].append([_member("b", 1, "Tafel Halle", wikidata="Q2"),
+                        _member("b", 2, "Chor Nord e.V.", url="https://chor-nord.de")])
+    rounds["a"].append([_member("a", 3, "Chor Nord", url="https://chor-nord.de")])
+    assert all(r.ok for r in run_once(settings, every=True, read=read, fetcher=fetcher))
+    assert candidates_now() == {("http://a.test/actors/a3", "closeMatch",
+                                 "http://b.test/actors/a2")}
+    with OxigraphStore(settings.store_path) as store:
+        assert store.sources() == {"a", "b"}
+        assert SAME_AS_GRAPH not in store.graphs_of("a") | store.graphs_of("b")
+        assert store.graphs_of("a") == {f"http://a.test/actors/a{n}" for n in (1, 2, 3)}

@@ -2,8 +2,9 @@
 status page, entity pages with provenance, their JSON, and absence outside INDEX_MODE.
 
 The index is built for real: harvesters.pipeline over pages of vocab.to_graph records of two
-fake sources into an OxigraphStore plus SearchIndex, then a published snapshot, which the
-app reads while the store stays open for writing (as beside a running harvester).
+fake sources into an OxigraphStore plus SearchIndex, the same-actor candidates published into
+the index's own graph (`harvesters.run.publish_same_as`), then a published snapshot, which
+the app reads while the store stays open for writing (as beside a running harvester).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import pytest
 from harvesters.model import Member, Page, Source
 from harvesters.parse import parse_rdf
 from harvesters.pipeline import harvest
+from harvesters.run import publish_same_as
 from harvesters.search import SearchIndex
 from harvesters.settings import HarvestSettings
-from harvesters.store import OxigraphStore
+from harvesters.store import STATE_NS, Batch, OxigraphStore
 from service import create_app
 from vocab import to_graph
 
@@ -55,13 +57,17 @@ def index_store(tmp_path):
     with OxigraphStore(path) as store:
         search = SearchIndex(str(settings.search_path))
         try:
-            harvest(sa, [Page(A + "/feed/0", [member(A, 1, "Tafel Halle"),
+            harvest(sa, [Page(A + "/feed/0", [member(A, 1, "Tafel Halle", wikidata="Q42"),
                                               member(A, 2, "Sportverein Halle",
-                                                     actorTypes=["verein"])], {"p": 0})],
+                                                     actorTypes=["verein"],
+                                                     registerNumber="VR 7")], {"p": 0})],
                     store, search=search)
-            harvest(sb, [Page(B + "/feed/0", [member(B, 1, "Tafel Gießen"),
-                                              member(B, 2, "Böse", url="javascript:x")],
+            harvest(sb, [Page(B + "/feed/0", [member(B, 1, "Tafel Gießen", wikidata="Q42"),
+                                              member(B, 2, "Böse", url="javascript:x"),
+                                              member(B, 3, "SV Halle", registerNumber="VR7",
+                                                     status="ceased")],
                               {"p": 0})], store, search=search)
+            publish_same_as(store, search)
         finally:
             search.close()
         store.publish_snapshot()
@@ -94,8 +100,8 @@ def test_search_finds_across_sources_and_by_facet(client):
                        headers={"Accept": "application/json"}).get_json()
     assert [i["entity"] for i in facet["items"]] == [A + "/actors/a2"]
     everything = client.get("/index/search?format=json").get_json()
-    assert everything["total"] == 3  # the quarantined entity is not searchable
-    assert everything["facets"]["source"] == {"a.test": 2, "b.test": 1}
+    assert everything["total"] == 4  # the quarantined entity is not searchable
+    assert everything["facets"]["source"] == {"a.test": 2, "b.test": 2}
 
 
 def test_the_status_page_shows_runs_counts_and_quarantine(client):
@@ -108,7 +114,7 @@ def test_the_status_page_shows_runs_counts_and_quarantine(client):
     assert a["entry_url"] == A + "/" and a["uri_space"] == A + "/" and a["entities"] == 2
     assert a["last_run"]["ok"] and a["last_run"]["counts"]["membersApplied"] == 2
     assert a["last_run"]["started"] <= a["last_run"]["ended"]
-    assert b["entities"] == 1 and b["last_run"]["counts"]["quarantinedCount"] == 1
+    assert b["entities"] == 2 and b["last_run"]["counts"]["quarantinedCount"] == 1
     [q] = b["quarantined"]
     assert q["entity"] == B + "/actors/a2" and any(r.startswith("url:") for r in q["reasons"])
 
@@ -182,3 +188,84 @@ def test_a_snapshot_is_not_the_open_store(index_store):
     """The app never opens the writer's directory (RocksDB lock held by the harvester)."""
     with pytest.raises(OSError):
         ox.Store(str(index_store))
+
+
+def test_facets_and_entity_pages_show_skos_labels(client):
+    html = client.get("/index/search", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "> Freiwilligenagentur (3)" in html and "> freiwilligenagentur (" not in html
+    assert "> Aktiv (3)" in html and "> Beendet (1)" in html and "> active (" not in html
+    assert "> Akteur*in (4)" in html and "> actor (" not in html  # kinds by their name
+    data = client.get("/index/search?format=json&status=ceased").get_json()
+    assert data["facets"]["status"] == {"ceased": 1}  # values stay notations...
+    labels = data["facet_labels"]
+    assert labels["status"] == {"ceased": "Beendet"}  # ...and carry their labels
+    assert labels["source"]["b.test"] == "b.test" and labels["kind"]["actor"] == "Akteur*in"
+
+    iri = A + "/actors/a2"
+    page = client.get("/index/entity", query_string={"iri": iri}).get_data(as_text=True)
+    assert "Verein" in page and "Aktiv" in page
+    entity = client.get("/index/entity", query_string={"iri": iri, "format": "json"}).get_json()
+    assert entity["record"]["actorTypes"] == ["verein"] and entity["record"]["status"] == "active"
+    assert entity["labels"]["actorTypes"] == {"verein": "Verein"}
+    assert entity["labels"]["status"] == {"active": "Aktiv"}
+
+
+def test_concept_labels_fall_back_to_english_then_the_notation():
+    from service.index_read import concept_labels
+
+    labels = concept_labels({"actorTypes": ["verein", "no-such-type"], "name": {"de": "x"}})
+    assert labels == {"actorTypes": {"verein": "Verein", "no-such-type": "no-such-type"}}
+    assert concept_labels({"status": "active"}, lang="en") == {"status": {"active": "Active"}}
+    assert concept_labels({"status": "active"}, lang="fr") == {"status": {"active": "Active"}}
+    assert concept_labels(None) == {}
+
+
+def test_entity_pages_show_same_actor_candidates(client):
+    a1, b1 = A + "/actors/a1", B + "/actors/a1"
+    data = client.get("/index/entity", query_string={"iri": a1, "format": "json"}).get_json()
+    [candidate] = data["same_as"]
+    assert candidate["entity"] == b1 and candidate["relation"] == "sameAs"
+    assert candidate["predicate"] == "http://www.w3.org/2002/07/owl#sameAs"
+    assert candidate["reason"] == "wikidata" and candidate["key"] == "Q42"
+    assert candidate["score"] == 1.0 and candidate["source"] == "b.test"
+    assert candidate["names"] == ["Tafel Gießen"]
+    assert unquote(candidate["page"]) == f"/index/entity?iri={b1}"
+    # the pair is shown from both sides
+    back = client.get("/index/entity", query_string={"iri": b1, "format": "json"}).get_json()
+    assert [c["entity"] for c in back["same_as"]] == [a1]
+
+    html = client.get("/index/entity", query_string={"iri": a1}).get_data(as_text=True)
+    assert "Dieselbe Akteur*in in anderen Quellen?" in html and "owl:sameAs" in html
+    assert "gleiches Wikidata-Objekt" in html and "Tafel Gießen" in html
+    assert {unquote(h) for h in re.findall(r'href="/index/entity\?iri=([^"]+)"', html)} == {b1}
+
+    # a register number without court on one side: only skos:closeMatch
+    close = client.get("/index/entity", query_string={"iri": A + "/actors/a2",
+                                                      "format": "json"}).get_json()["same_as"]
+    assert [(c["entity"], c["relation"], c["reason"]) for c in close] == [
+        (B + "/actors/a3", "closeMatch", "register-number")]
+    page = client.get("/index/entity", query_string={"iri": A + "/actors/a2"}).get_data(
+        as_text=True)
+    assert "skos:closeMatch" in page and "gleicher Registereintrag" in page
+    lonely = client.get("/index/entity", query_string={"iri": B + "/actors/a2",
+                                                       "format": "json"}).get_json()
+    assert lonely["same_as"] == [] and lonely["provenance"]["via"] is None
+
+
+def test_entity_pages_name_the_intermediary_index(tmp_path, monkeypatch):
+    """idx:harvestedVia (helper B's pipeline term): harvested through a trusted index."""
+    monkeypatch.setenv("ATLAS_INSTANCE", str(tmp_path / "instance"))
+    path, e = tmp_path / "chained", A + "/actors/a9"
+    via, origin = "http://index-a.test/index", A + "/"
+    prov = "http://www.w3.org/ns/prov#"
+    triples = list(member(A, 9, "Über einen Index").triples)
+    with OxigraphStore(path) as store:
+        store.apply(Batch("index-a.test", {e: triples}, provenance=[
+            (ox.NamedNode(e), ox.NamedNode(prov + "wasDerivedFrom"), ox.NamedNode(origin)),
+            (ox.NamedNode(e), ox.NamedNode(STATE_NS + "harvestedVia"), ox.NamedNode(via))]))
+        store.publish_snapshot()
+    client = make_app(tmp_path, path).test_client()
+    data = client.get("/index/entity", query_string={"iri": e, "format": "json"}).get_json()
+    assert data["provenance"]["via"] == via and data["provenance"]["source_entry"] == origin
+    html = client.get("/index/entity", query_string={"iri": e}).get_data(as_text=True)
+    assert "Geerntet über" in html and f'href="{via}"' in html
