@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rdflib import Literal, URIRef
+from rdflib import BNode, Literal, URIRef
 
 from vocab import ENTITIES, entity_uri
 from vocab.fields import Field
@@ -50,10 +50,12 @@ __all__ = [
     "Member",
     "PageSpan",
     "PREFIXES",
+    "RawMember",
     "TIMESTAMP_PATH",
     "VERSION_OF_PATH",
     "member_triples",
     "page_triples",
+    "raw_member_triples",
     "root_triples",
     "serialize",
     "stream_triples",
@@ -132,6 +134,21 @@ class Member:
     at: datetime  # the published timestamp (never earlier than a previous member's)
 
 
+@dataclass(frozen=True)
+class RawMember:
+    """A member built from an entity's triples instead of a record: an index republishing
+    what it harvested (service/index_feed.py). ``iri`` names the member; ``state`` holds the
+    entity's statements (subjects: the entity, its ``#fragments``, blank nodes) with rdflib
+    terms; ``extra`` adds statements about the member itself (provenance)."""
+
+    iri: str
+    entity: str
+    deleted: bool
+    at: datetime
+    state: Sequence[Triple] = ()
+    extra: Sequence[Triple] = ()
+
+
 def timestamp(value: datetime) -> Literal:
     """An xsd:dateTime in UTC with "Z" (Primer §4: literals SHOULD carry a timezone);
     microseconds only when there are any."""
@@ -182,6 +199,31 @@ def member_triples(base: str, member: Member) -> list[Triple]:
     for s, p, o in state:
         s = rewrite(s)
         if s == version or s.startswith(own):
+            head.append((s, p, rewrite(o)))
+    return head
+
+
+def raw_member_triples(member: RawMember) -> list[Triple]:
+    """A `RawMember` as `member_triples` writes a node's member: version link, timestamp,
+    ``extra``, and the state with the entity IRI and its fragments rewritten to the
+    member's IRI; blank nodes are kept (they belong to whoever points to them)."""
+    version, entity = URIRef(member.iri), member.entity
+    head: list[Triple] = [(version, RDF.type, AS.Delete)] if member.deleted else []
+    head += [(version, VERSION_OF_PATH, URIRef(entity)),
+             (version, TIMESTAMP_PATH, timestamp(member.at)), *member.extra]
+    if member.deleted:
+        return head
+
+    def rewrite(term: Any) -> Any:
+        if isinstance(term, URIRef):
+            text = str(term)
+            if text == entity or text.startswith(entity + "#"):
+                return URIRef(member.iri + text[len(entity):])
+        return term
+
+    for s, p, o in member.state:
+        s = rewrite(s)
+        if isinstance(s, BNode) or s == version or str(s).startswith(member.iri + "#"):
             head.append((s, p, rewrite(o)))
     return head
 
@@ -317,7 +359,7 @@ def root_triples(cfg: FeedConfig, spans: Sequence[PageSpan]) -> list[Triple]:
     return triples
 
 
-def page_triples(cfg: FeedConfig, number: int, members: Iterable[Member],
+def page_triples(cfg: FeedConfig, number: int, members: Iterable[Member | RawMember],
                  immutable: bool) -> list[Triple]:
     """One page: its members in log order (Primer §2: chronological), linked from the
     stream with tree:member (Primer §4.2). ``ldes:immutable`` only when nothing will
@@ -328,6 +370,10 @@ def page_triples(cfg: FeedConfig, number: int, members: Iterable[Member],
         triples.append((node, LDES.immutable, Literal(True)))
     body: list[Triple] = []
     for member in members:
+        if isinstance(member, RawMember):
+            triples.append((cfg.stream, TREE.member, URIRef(member.iri)))
+            body += raw_member_triples(member)
+            continue
         triples.append((cfg.stream, TREE.member,
                         version_iri(cfg.base, member.kind, member.entity_id, member.version)))
         body += member_triples(cfg.base, member)

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Source", "Member", "Page"]
+__all__ = ["Origin", "Source", "Member", "Page"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,21 @@ class Source:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """The original source of a member harvested through a trusted index (kind "index").
+
+    ``entry_url``, ``uri_space`` and ``name`` come from the index's description as fixed at
+    registration (``source.options["origins"]``), never from feed pages; ``version`` is the
+    original version IRI the index named for this member (``prov:hadPrimarySource``).
+    """
+
+    entry_url: str
+    uri_space: str
+    name: str = ""
+    version: str | None = None
+
+
 @dataclass
 class Member:
     """One change of one entity, already mapped back to the entity IRI."""
@@ -69,6 +84,8 @@ class Member:
     # pyoxigraph Triples of the entity state (subjects = entity IRI / its #fragments, blank
     # nodes; readers/ckan.py adds the dataset's distributions); [] if deleted
     triples: list
+    # set only by the reader of a trusted index: the source the entity really comes from
+    origin: Origin | None = None
 
 
 @dataclass

@@ -19,6 +19,13 @@ the store replaces/drops them together with that graph:
 - loaded entity ``e``: ``e prov:wasDerivedFrom <source entry URL>``, ``e prov:generatedAtTime``
   (retrieval time), ``e prov:wasGeneratedBy <run>``, ``e prov:hadPrimarySource <version IRI>``
   and ``e idx:versionTimestamp`` when the member has them, ``e idx:warning "field: msg"``;
+- through a trusted index (source kind "index", members carrying their `model.Origin`):
+  ``e prov:wasDerivedFrom`` names the ORIGINAL source's entry URL and ``e prov:hadPrimarySource``
+  its version (each checked against the origin's URI space fixed at registration), plus
+  ``e idx:harvestedVia <index entry>``. Such a member is left out (``RunReport.skipped``)
+  when its origin is also registered directly here (direct harvest wins; graphs the index
+  source held for it are handed over at the start of its run) or when another source owns
+  the entity graph (a graph has one owner);
 - quarantined ``e``: ``e idx:quarantineReason "field: msg"`` (one each), ``e idx:quarantinedAt``,
   ``e prov:wasDerivedFrom <entry>``, ``e prov:hadPrimarySource <version>``;
 - run ``<urn:uuid:...>``: ``a prov:Activity``, ``prov:used <entry>``, ``prov:startedAtTime``,
@@ -46,12 +53,14 @@ from .checks import check_entities, in_uri_space
 from .errors import HarvestError
 from .model import Member, Page, Source
 from .parse import DEFAULT_LIMITS, ParseLimits
+from .sources import origins_of
 from .store import STATE_NS, Batch, IndexStore, source_graph
 
 if TYPE_CHECKING:
+    from .journal import Journal
     from .search import SearchIndex
 
-__all__ = ["RUN_HISTORY", "RunReport", "harvest", "harvest_all"]
+__all__ = ["RUN_HISTORY", "RunReport", "direct_spaces", "harvest", "harvest_all"]
 
 log = logging.getLogger(__name__)
 RUN_HISTORY = 20  # run records kept per source
@@ -96,6 +105,9 @@ class RunReport:
     rejected: int = 0  # items a reader skipped (Page.rejected)
     errors: list[str] = field(default_factory=list)  # "reason: message"
     cursor: Any = None  # of the last applied page
+    # members of a trusted index left out (origin registered directly here, or the entity
+    # graph owned by another source): "entity: why", the first MAX_LISTED; counted in rejected
+    skipped: list[str] = field(default_factory=list)
     ok: bool = False
 
 
@@ -110,15 +122,22 @@ class _Outcome:
     dropped: int = 0
     examples: list[str] = field(default_factory=list)
     quarantined: list[tuple[str, list[str]]] = field(default_factory=list)
+    # entity -> (original entry URL, original version IRI), for the journal
+    origins: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
 
 class _Run:
     def __init__(self, source: Source, store: IndexStore, report: RunReport,
-                 clock: Callable[[], datetime], limits: ParseLimits) -> None:
+                 clock: Callable[[], datetime], limits: ParseLimits,
+                 direct: Iterable[str] = ()) -> None:
         self.source, self.store, self.report = source, store, report
         self.clock, self.limits = clock, limits
         self.entry, self.run = ox.NamedNode(source.entry_url), ox.NamedNode(report.run)
         self.snapshots: dict[str, set[str]] = {}
+        self.via = source.kind == "index"
+        self.origins = origins_of(source) if self.via else {}
+        self.direct = tuple(direct)
 
     def page(self, page: Page) -> _Outcome:
         now, source = _time(self.clock()), self.source
@@ -127,25 +146,32 @@ class _Run:
         for member in page.members:
             # Catalog entries (kind "ckan") are datasets, often named by fragment IRIs.
             fragment_ok = source.kind == "ckan" or "#" not in member.entity
-            if in_uri_space(member.entity, source.uri_space) and fragment_ok:
+            space = self._space(member)
+            if space is not None and in_uri_space(member.entity, space) and fragment_ok:
                 latest.pop(member.entity, None)  # the last member of an entity wins
                 latest[member.entity] = member
             else:
                 out.dropped += max(len(member.triples), 1)
                 out.examples.append(member.entity)
+        if self.via:
+            self._leave_out(latest, out)
         live = {e: self._own(e, m.triples, out) for e, m in latest.items() if not m.deleted}
         verdicts = check_entities(live, limits=self.limits) if live else {}
         replacements, deletions, prov = {}, [], []
         for entity, member in latest.items():
             e = ox.NamedNode(entity)
             version = self._version(member)
+            entry = ox.NamedNode(member.origin.entry_url) if self.via else self.entry
+            out.origins[entity] = (entry.value, version.value if version else None)
             if member.deleted:
                 deletions.append(entity)
                 out.deletes += 1
                 continue
             verdict = verdicts[entity]
-            prov += [ox.Triple(e, _p("wasDerivedFrom"), self.entry)]
+            prov += [ox.Triple(e, _p("wasDerivedFrom"), entry)]
             prov += [ox.Triple(e, _p("hadPrimarySource"), version)] if version else []
+            # Through a trusted index: the original source above, the intermediary here.
+            prov += [ox.Triple(e, _i("harvestedVia"), self.entry)] if self.via else []
             if verdict.accepted:
                 replacements[entity] = live[entity]
                 prov += [ox.Triple(e, _p("generatedAtTime"), now),
@@ -193,12 +219,67 @@ class _Run:
         return kept
 
     def _version(self, member: Member) -> ox.NamedNode | None:
-        if member.version and in_uri_space(member.version, self.source.uri_space):
+        if self.via:  # the original version the trusted index named, in the origin's space
+            version = member.origin.version if member.origin else None
+            space = self._space(member)
+        else:
+            version, space = member.version, self.source.uri_space
+        if version and space and in_uri_space(version, space):
             try:
-                return ox.NamedNode(member.version)
+                return ox.NamedNode(version)
             except ValueError:
                 pass
         return None
+
+    def _space(self, member: Member) -> str | None:
+        """Where the member's entity must lie: the source's space, or for a trusted index
+        the space of the origin it names as fixed at registration (None: unknown origin)."""
+        if not self.via:
+            return self.source.uri_space
+        known = self.origins.get(member.origin.entry_url) if member.origin else None
+        return known.uri_space if known is not None else None
+
+    def _leave_out(self, latest: dict[str, Member], out: _Outcome) -> None:
+        """Members of a trusted index that this index must not load: their origin is
+        registered here directly (direct harvest wins), or their entity graph belongs to
+        another source (a graph has one owner)."""
+        why: dict[str, str] = {}
+        for entity, member in latest.items():
+            space = self._space(member) or ""
+            if any(space.startswith(d) or d.startswith(space) for d in self.direct):
+                why[entity] = "origin registered directly in this index"
+        rest = [e for e in latest if e not in why]
+        for entity, owner in self._owners(rest).items():
+            why[entity] = f"entity graph owned by source {owner}"
+        for entity, reason in why.items():
+            del latest[entity]
+            out.skipped.append(f"{entity}: {reason}")
+
+    def _owners(self, entities: list[str]) -> dict[str, str]:
+        """Entity graph -> id of the OTHER source that owns it."""
+        found: dict[str, str] = {}
+        mine = source_graph(self.source.id)
+        for start in range(0, len(entities), 500):
+            values = " ".join(str(ox.NamedNode(e)) for e in entities[start:start + 500])
+            rows = self.store.query(
+                f"SELECT ?g ?id WHERE {{ VALUES ?g {{ {values} }} GRAPH ?sg {{ "
+                f"?g <{STATE_NS}inSource> ?sg . ?sg <{STATE_NS}sourceId> ?id }} "
+                f"FILTER(?sg != <{mine}>) }}")
+            found.update({row["g"].value: row["id"].value for row in rows})
+        return found
+
+    def handover(self) -> _Outcome | None:
+        """Graphs this trusted index source holds for origins now registered directly:
+        dropped, so that the direct source can load them (direct harvest wins)."""
+        if not self.via or not self.direct:
+            return None
+        gone = sorted(g for g in self.store.graphs_of(self.source.id)
+                      if any(in_uri_space(g, d) for d in self.direct))
+        if not gone:
+            return None
+        out = _Outcome(deletes=len(gone))
+        out.batch = Batch(self.source.id, deletions=gone)
+        return out
 
     @staticmethod
     def _stamp(member: Member) -> list[ox.Literal]:
@@ -247,31 +328,49 @@ def _error(exc: BaseException) -> str:
 def harvest(source: Source, reader_pages: Iterable[Page], store: IndexStore, *,
             clock: Callable[[], datetime] = _now,
             limits: ParseLimits = DEFAULT_LIMITS,
-            search: SearchIndex | None = None) -> RunReport:
+            search: SearchIndex | None = None,
+            journal: Journal | None = None,
+            direct: Iterable[str] = ()) -> RunReport:
     """Apply ``reader_pages`` to ``store`` page by page; returns (and stores) the run report.
 
     ``search`` (optional) mirrors each page's batch into the full-text side index just
     BEFORE the store applies it: `SearchIndex.apply_batch` is idempotent, so a crash in
     between is repaired when the run resumes at that page (harvesters/search.py).
+    ``journal`` (optional) records the batch for the index's own feed at the same point,
+    idempotent too (harvesters/journal.py). ``direct`` are the URI spaces of the sources
+    registered directly in this index (`direct_spaces`): a trusted index's members for
+    them are left out, and graphs it held for them are handed over.
 
     A failure while reading (FetchError, ParseError, ...) or applying a page ends the run
     with ``ok=False`` and the error recorded: pages applied before stay, nothing of the
     failing page is applied, and the saved cursor is that of the last applied page.
     """
     report = RunReport(source.id, started=clock())
-    run = _Run(source, store, report, clock, limits)
+    run = _Run(source, store, report, clock, limits, direct)
     pages = iter(reader_pages)
+
+    def apply(outcome: _Outcome) -> None:
+        if search is not None:
+            search.apply_batch(outcome.batch, source)
+        if journal is not None:
+            batch = outcome.batch
+            journal.record(source.id, batch.replacements, batch.deletions, outcome.origins)
+        store.apply(outcome.batch)
+
     try:
+        handed = run.handover()
+        if handed is not None:
+            apply(handed)
+            report.deletes += handed.deletes
         for page in pages:
             outcome = run.page(page)
-            if search is not None:
-                search.apply_batch(outcome.batch, source)
-            store.apply(outcome.batch)
+            apply(outcome)
             report.pages, report.cursor = report.pages + 1, page.cursor
             for name in ("members_applied", "deletes", "warnings", "dropped"):
                 setattr(report, name, getattr(report, name) + getattr(outcome, name))
             report.dropped_examples = (report.dropped_examples + outcome.examples)[:5]
-            report.rejected += len(page.rejected)
+            report.rejected += len(page.rejected) + len(outcome.skipped)
+            report.skipped += outcome.skipped[:MAX_LISTED - len(report.skipped)]
             report.quarantined_count += len(outcome.quarantined)
             report.quarantined += outcome.quarantined[:MAX_LISTED - len(report.quarantined)]
     except Exception as exc:  # noqa: BLE001 - one source's failure is its report, not a crash
@@ -314,6 +413,11 @@ def harvest_all(sources: Iterable[Source],
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="harvest") as pool:
         return list(pool.map(one, list(sources)))
+
+
+def direct_spaces(sources: Iterable[Source]) -> tuple[str, ...]:
+    """URI spaces of the sources harvested directly (not through a trusted index)."""
+    return tuple(s.uri_space for s in sources if s.kind != "index")
 
 
 def _raising(exc: Exception) -> Iterator[Page]:

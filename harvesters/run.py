@@ -33,15 +33,17 @@ from typing import Any
 from . import readers
 from .errors import HarvestError
 from .fetch import Fetcher
+from .journal import Journal
 from .model import Page, Source
-from .pipeline import RunReport, harvest
+from .pipeline import RunReport, direct_spaces, harvest
+from .sameas import SAME_AS_GRAPH, candidate_triples
 from .search import SearchIndex
 from .settings import MIN_INTERVAL, HarvestSettings, open_store
 from .store import STATE_NS, IndexStore, OxigraphStore
 
 __all__ = ["MIN_INTERVAL", "HarvestSettings", "UnknownSource", "due_sources", "last_runs",
-           "open_search", "open_store", "polling_interval", "report_event", "run_once",
-           "run_sources", "watch"]
+           "open_search", "open_store", "polling_interval", "publish_same_as", "report_event",
+           "run_once", "run_sources", "watch"]
 
 log = logging.getLogger(__name__)
 _PROV = "http://www.w3.org/ns/prov#"
@@ -119,7 +121,8 @@ def report_event(r: RunReport) -> Event:
     return {"event": "source-finished", "source": r.source_id, "ok": r.ok, "run": r.run,
             "pages": r.pages, "members_applied": r.members_applied, "deletes": r.deletes,
             "quarantined": r.quarantined_count, "warnings": r.warnings, "dropped": r.dropped,
-            "rejected": r.rejected, "errors": list(r.errors),
+            "dropped_examples": list(r.dropped_examples), "rejected": r.rejected,
+            "errors": list(r.errors),
             "seconds": (r.ended - r.started).total_seconds() if r.ended else None}
 
 
@@ -154,11 +157,14 @@ def _failing(exc: BaseException) -> Iterator[Page]:
 def run_sources(sources: Iterable[Source], store: IndexStore, fetcher: Fetcher, *,
                 workers: int = 4, on_event: EventSink | None = None,
                 read: Reader | None = None,
-                search: SearchIndex | None = None) -> list[RunReport]:
+                search: SearchIndex | None = None, journal: Journal | None = None,
+                direct: Iterable[str] = ()) -> list[RunReport]:
     """Harvest ``sources`` concurrently; reports in the sources' order (`pipeline.harvest`).
 
     ``read`` is the reader entry point (default `harvesters.readers.read`); ``search`` the
-    full-text side index each page is mirrored into (`open_search`).
+    full-text side index each page is mirrored into (`open_search`); ``journal`` the index's
+    change journal its feed is served from (harvesters/journal.py); ``direct`` the URI spaces
+    of sources registered directly (`pipeline.direct_spaces`: they win over trusted indexes).
     """
     sources, read, emit = list(sources), read or readers.read, _emitter(on_event)
 
@@ -176,7 +182,8 @@ def run_sources(sources: Iterable[Source], store: IndexStore, fetcher: Fetcher, 
         except Exception as exc:  # noqa: BLE001 - reported like a failure while reading
             pages = _failing(exc)
         try:
-            report = harvest(source, pages, store, search=search)
+            report = harvest(source, pages, store, search=search, journal=journal,
+                             direct=direct)
         except Exception as exc:  # noqa: BLE001 - harvest reports its own; this is a bug
             log.exception("harvest of %s crashed", source.id)
             report = RunReport(source.id, started=datetime.now(UTC), ended=datetime.now(UTC),
@@ -217,8 +224,25 @@ def open_search(settings: HarvestSettings) -> Iterator[SearchIndex]:
         search.close()
 
 
-def _publish(store: IndexStore) -> None:
-    """Let read-only query workers of the index service see the new state (oxigraph.py)."""
+def publish_same_as(store: IndexStore, search: SearchIndex) -> int:
+    """Recompute the same-actor candidates over all sources and REPLACE the index's own graph
+    `sameas.SAME_AS_GRAPH` with them (one transaction; never a source graph). Returns how
+    many candidates it holds now; a failure is logged and leaves the previous candidates."""
+    try:
+        found = search.same_actor_candidates()
+        store.replace_graph(SAME_AS_GRAPH, candidate_triples(found, SAME_AS_GRAPH,
+                                                             generated=datetime.now(UTC)))
+    except HarvestError as exc:
+        log.warning("same-actor candidates not published: %s", exc)
+        return 0
+    return len(found)
+
+
+def _publish(store: IndexStore, search: SearchIndex | None = None) -> None:
+    """End of a round: the same-actor candidates (with ``search``), then a snapshot that lets
+    read-only query workers of the index service see the new state (oxigraph.py)."""
+    if search is not None:
+        publish_same_as(store, search)
     if isinstance(store, OxigraphStore):
         try:
             store.publish_snapshot()
@@ -234,15 +258,17 @@ def run_once(settings: HarvestSettings, *, source_ids: Iterable[str] | None = No
 
     ``on_selected`` learns the sources before they start (to size a progress bar).
     """
-    with open_store(settings) as store, open_search(settings) as search:
+    with open_store(settings) as store, open_search(settings) as search, \
+            Journal(settings.journal_path) as journal:
         chosen = _select(settings, store, list(source_ids or ()), every)
         if on_selected is not None:
             on_selected(chosen)
         reports = run_sources(chosen, store, fetcher or Fetcher(settings.policy()),
                               workers=settings.workers, on_event=on_event, read=read,
-                              search=search)
+                              search=search, journal=journal,
+                              direct=direct_spaces(settings.registry().all()))
         if reports:
-            _publish(store)
+            _publish(store, search)
         return reports
 
 
@@ -258,7 +284,8 @@ def watch(settings: HarvestSettings, *, max_runs: int | None = None,
     fetcher = fetcher or Fetcher(settings.policy())
     rounds: deque[list[RunReport]] = deque(maxlen=100)
     tried: dict[str, datetime] = {}
-    with open_store(settings) as store, open_search(settings) as search:
+    with open_store(settings) as store, open_search(settings) as search, \
+            Journal(settings.journal_path) as journal:
         while not stop.is_set() and (max_runs is None or len(rounds) < max_runs):
             try:
                 due, wait = due_sources(settings.registry().all(), store,
@@ -273,9 +300,11 @@ def watch(settings: HarvestSettings, *, max_runs: int | None = None,
                   "sources": [s.id for s in due]})
             started = time.monotonic()
             reports = run_sources(due, store, fetcher, workers=settings.workers,
-                                  on_event=on_event, read=read, search=search)
+                                  on_event=on_event, read=read, search=search,
+                                  journal=journal,
+                                  direct=direct_spaces(settings.registry().all()))
             tried.update({r.source_id: r.ended or datetime.now(UTC) for r in reports})
-            _publish(store)
+            _publish(store, search)
             rounds.append(reports)
             emit({"event": "round-finished", "round": len(rounds),
                   "ok": all(r.ok for r in reports),

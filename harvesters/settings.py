@@ -4,7 +4,9 @@ Why a module of its own: the CLI, `harvesters.run` and the index service need th
 reading of the configuration keys (service/config.py DEFAULTS, documented in the README):
 INDEX_STORE (embedded store folder; a relative path lies in the instance folder),
 INDEX_STORE_URL + INDEX_UPDATE_URL (a remote SPARQL 1.1 store instead), HARVEST_ALLOW_PRIVATE,
-HARVEST_WORKERS, HARVEST_USER_AGENT (contact; else CONTACT_EMAIL) and HARVEST_INTERVAL.
+HARVEST_WORKERS, HARVEST_USER_AGENT (contact; else CONTACT_EMAIL), HARVEST_INTERVAL and the
+fetch limits HARVEST_ALLOW_HOSTS, HARVEST_DEADLINE, HARVEST_MAX_BYTES, HARVEST_MAX_DECOMPRESSED;
+HARVEST_TRUSTED_INDEXES (entry URLs of indexes whose attribution this index accepts).
 Values may be typed (TOML, defaults) or strings (``ATLAS_*`` variables Flask could not parse).
 """
 
@@ -38,6 +40,18 @@ def _number(config: Mapping[str, Any], key: str, default: float) -> float:
     return default if value is None or value == "" else float(value)
 
 
+def _hosts(value: Any) -> tuple[str, ...]:
+    """A host list from TOML (a list) or an environment string (JSON list or commas)."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    return tuple(h for h in (str(i).strip() for i in items) if h)
+
+
+def _optional(config: Mapping[str, Any], key: str, kind: type) -> Any:
+    """A positive number, or None (unset, empty or 0: FetchPolicy's default)."""
+    value = config.get(key)
+    return kind(float(value)) if value not in (None, "") and float(value) > 0 else None
+
+
 @dataclass(frozen=True)
 class HarvestSettings:
     """What a harvest needs from the configuration (keys of service.config.DEFAULTS)."""
@@ -49,6 +63,14 @@ class HarvestSettings:
     workers: int = 4                 # sources harvested at once
     contact: str = ""                # who runs this index, in the User-Agent
     interval: float = 60.0           # default polling interval in seconds
+    # Fetch limits (FetchPolicy fields; defaults there): hosts that may resolve to
+    # private addresses (HostList syntax), seconds per response, wire and decoded bytes.
+    allow_hosts: tuple[str, ...] = ()
+    deadline: float | None = None
+    max_bytes: int | None = None
+    max_decompressed: int | None = None
+    # Entry URLs of indexes whose attribution is accepted (`harvest add` of an index).
+    trusted_indexes: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any],
@@ -64,17 +86,30 @@ class HarvestSettings:
                    allow_private=_flag(config.get("HARVEST_ALLOW_PRIVATE", False)),
                    workers=max(1, int(_number(config, "HARVEST_WORKERS", 4))),
                    contact=contact,
-                   interval=max(MIN_INTERVAL, _number(config, "HARVEST_INTERVAL", 60)))
+                   interval=max(MIN_INTERVAL, _number(config, "HARVEST_INTERVAL", 60)),
+                   allow_hosts=_hosts(config.get("HARVEST_ALLOW_HOSTS")),
+                   deadline=_optional(config, "HARVEST_DEADLINE", float),
+                   max_bytes=_optional(config, "HARVEST_MAX_BYTES", int),
+                   max_decompressed=_optional(config, "HARVEST_MAX_DECOMPRESSED", int),
+                   trusted_indexes=_hosts(config.get("HARVEST_TRUSTED_INDEXES")))
 
     def policy(self) -> FetchPolicy:
         """The fetch policy: an honest User-Agent with the operators' contact."""
         agent = user_agent(self.contact) if self.contact else user_agent()
-        return FetchPolicy(allow_private=self.allow_private, user_agent=agent)
+        limits = {k: v for k in ("deadline", "max_bytes", "max_decompressed")
+                  if (v := getattr(self, k)) is not None}
+        return FetchPolicy(allow_private=self.allow_private, user_agent=agent,
+                           allow_hosts=self.allow_hosts, **limits)
 
     @property
     def search_path(self) -> Path:
         """The full-text side index (SQLite FTS5, harvesters/search.py) beside the store."""
         return self.store_path.with_name(self.store_path.name + ".search.sqlite3")
+
+    @property
+    def journal_path(self) -> Path:
+        """The index's change journal (SQLite, harvesters/journal.py) beside the store."""
+        return self.store_path.with_name(self.store_path.name + ".journal.sqlite3")
 
     def registry(self) -> SourceRegistry:
         """The registered sources: ``{INDEX_STORE}.sources.json`` (also with a remote store)."""

@@ -46,11 +46,12 @@ import pyoxigraph as ox
 from .checks import normalize_uri_space, split_by_authority
 from .errors import HarvestError
 from .fetch import Fetcher
-from .model import Source
+from .model import Origin, Source
 from .parse import ParseLimits, parse_rdf
 
 __all__ = ["RegistrationRefused", "SourceConflict", "SourceRegistry", "discover",
-           "domain_allowed", "normalize_entry_url", "register", "source_id_for"]
+           "domain_allowed", "is_trusted", "normalize_entry_url", "origins_of", "register",
+           "source_id_for"]
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,11 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _V, _S, _D = "http://rdfs.org/ns/void#", "https://schema.org/", "http://purl.org/dc/terms/"
 (_RDF_TYPE, _URI_SPACE, _DATA_DUMP, _EVENT_STREAM, _DATASET, _NAME, _TITLE, _RELATION, _URL,
- _ENCODING, _ATTRIBUTED, _CATEGORY) = map(ox.NamedNode, (
+ _ENCODING, _ATTRIBUTED, _CATEGORY, _SUBSET) = map(ox.NamedNode, (
     "http://www.w3.org/1999/02/22-rdf-syntax-ns#type", _V + "uriSpace", _V + "dataDump",
     "https://w3id.org/ldes#EventStream", _S + "dataset", _S + "name", _D + "title",
     _D + "relation", _S + "url", _S + "encodingFormat",
-    "http://www.w3.org/ns/prov#wasAttributedTo", _S + "applicationCategory"))
+    "http://www.w3.org/ns/prov#wasAttributedTo", _S + "applicationCategory", _V + "subset"))
 
 
 class RegistrationRefused(HarvestError):
@@ -100,6 +101,33 @@ def source_id_for(entry_url: str) -> str:
     """A stable slug from host, port and path, e.g. ``127.0.0.1-5000`` or ``example.org-atlas``."""
     parts = urlsplit(normalize_entry_url(entry_url))
     return re.sub(r"[^a-z0-9.]+", "-", (parts.netloc + parts.path).lower()).strip("-.")
+
+
+def is_trusted(entry_url: str, trusted: Iterable[str]) -> bool:
+    """Whether an index's entry URL is in the trusted list (HARVEST_TRUSTED_INDEXES);
+    compared normalized, a trailing "/" ignored."""
+    def key(url: str) -> str | None:
+        try:
+            return normalize_entry_url(url).rstrip("/")
+        except RegistrationRefused:
+            return None
+
+    mine = key(entry_url)
+    return mine is not None and any(key(url) == mine for url in trusted)
+
+
+def origins_of(source: Source) -> dict[str, Origin]:
+    """The origins of a trusted index source, by entry URL, as fixed at registration
+    (``source.options["origins"]``: entry_url, uri_space, name); unusable ones left out."""
+    found: dict[str, Origin] = {}
+    for item in (source.options or {}).get("origins") or ():
+        try:
+            origin = Origin(str(item["entry_url"]), normalize_uri_space(str(item["uri_space"])),
+                            str(item.get("name") or ""))
+        except (KeyError, TypeError, ValueError):
+            continue
+        found[origin.entry_url] = origin
+    return found
 
 
 def _same_host(a: str, b: str) -> bool:
@@ -139,7 +167,9 @@ def _describe(entry: str, fetcher: Fetcher, kind: str | None = None) -> tuple[So
     # The node resource is the entry URL itself, or else the only subject with a space.
     candidates = {t.subject.value for t in triples
                   if t.predicate == _URI_SPACE and isinstance(t.subject, ox.NamedNode)}
-    wanted = {entry, response.url} & candidates or candidates
+    # An index describes itself at {base}/index and names itself {base}/index/.
+    named = {entry, response.url}
+    wanted = (named | {u + "/" for u in named if not u.endswith("/")}) & candidates or candidates
     if len(wanted) != 1:
         raise RegistrationRefused(f"{entry} does not describe one node with a void:uriSpace",
                                   reason="no-description")
@@ -173,14 +203,37 @@ def _describe(entry: str, fetcher: Fetcher, kind: str | None = None) -> tuple[So
     names = [n.value for p in (_NAME, _TITLE) for n in objects(node, p)
              if isinstance(n, ox.Literal)] + [""]
     stated = {c.value for agent in objects(node, _ATTRIBUTED) for c in objects(agent, _CATEGORY)}
+    kind = kind or ("index" if "index" in stated else "node")
+    options = {"origins": _origins(node, own, objects)} if kind == "index" else {}
     source = Source(id=source_id_for(entry), entry_url=entry, uri_space=uri_space,
                     feed_url=(feeds or [None])[0], dump_url=(dumps or [None])[0],
-                    kind=kind or ("index" if "index" in stated else "node"), name=names[0])
+                    kind=kind, name=names[0], options=options)
     peers = []
     for url in (u for ref in objects(node, _RELATION) for u in objects(ref, _URL)):
         with contextlib.suppress(RegistrationRefused):  # an IRI, or a literal URL
             peers.append(normalize_entry_url(url.value))
     return source, list(dict.fromkeys(peers))
+
+
+def _origins(node: ox.NamedNode, own: list, objects) -> list[dict[str, str]]:
+    """The sources an index aggregates, as its entry states them (``void:subset`` resources
+    with ``schema:url`` = the original entry URL, ``void:uriSpace`` and ``schema:name``).
+    Fixed at registration; a space on another host than its entry is left out, as a node
+    claiming it would be refused ("foreign-uri-space")."""
+    found: dict[str, dict[str, str]] = {}
+    for ref in objects(node, _SUBSET):
+        urls = objects(ref, _URL, http=True)
+        spaces = [o.value for o in objects(ref, _URI_SPACE) if isinstance(o, ox.Literal)]
+        names = [o.value for o in objects(ref, _NAME) if isinstance(o, ox.Literal)] + [""]
+        if len(urls) != 1 or len(spaces) != 1:
+            continue
+        try:
+            entry, space = normalize_entry_url(urls[0]), normalize_uri_space(spaces[0])
+        except (RegistrationRefused, ValueError):
+            continue
+        if _same_host(space, entry):
+            found.setdefault(entry, {"entry_url": entry, "uri_space": space, "name": names[0]})
+    return sorted(found.values(), key=lambda o: o["entry_url"])
 
 
 def discover(entry_urls: Iterable[str], fetcher: Fetcher, *, depth: int = 1,

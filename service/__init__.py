@@ -45,6 +45,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         from . import index
 
         index.init_app(app)
+        from . import index_entry, index_feed
+
+        # The index's own feed, entry description and catalog (harvestable by other indexes).
+        app.register_blueprint(index_feed.bp)
+        app.register_blueprint(index_entry.bp)
     return app
 
 

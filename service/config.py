@@ -87,8 +87,9 @@ DEFAULTS: dict[str, Any] = {
     # Queries running at once per worker process; more get 429 with Retry-After.
     "SPARQL_MAX_CONCURRENT": 2,
     # --- index and harvesting (issue 5)
-    # True: this app also serves the index pages (/index/search, /index/sources,
-    # /index/entity) over the harvested data (`atlas index serve` turns it on).
+    # True: this app also serves the index under /index (entry, search, sources, entity
+    # pages, /index/sparql, /index/feed, /index/catalog) over the harvested data
+    # (`atlas index serve` turns it on).
     "INDEX_MODE": False,
     # Folder of the embedded index store (pyoxigraph); relative paths lie in the instance
     # folder; empty means "index" there. The source registry is {INDEX_STORE}.sources.json.
@@ -104,6 +105,19 @@ DEFAULTS: dict[str, Any] = {
     "HARVEST_USER_AGENT": "",
     # Seconds between harvests of a source whose feed states no ldes:pollingInterval.
     "HARVEST_INTERVAL": 60,
+    # Hosts a harvest may reach although they resolve to loopback/private addresses, comma-
+    # separated (or a TOML list): names (".example.org": with subdomains) or IP networks
+    # ("10.20.0.0/16"); narrower than HARVEST_ALLOW_PRIVATE (an intranet node, test loopback).
+    "HARVEST_ALLOW_HOSTS": "",
+    # Limits per fetched response: whole-response deadline in seconds, bytes on the wire,
+    # bytes after gzip/deflate is undone (dumps have their own per-source limits).
+    "HARVEST_DEADLINE": 60,
+    "HARVEST_MAX_BYTES": 64 * 2**20,
+    "HARVEST_MAX_DECOMPRESSED": 256 * 2**20,
+    # Entry URLs of other indexes ({base}/index) whose attribution this index accepts,
+    # comma-separated (or a TOML list): `atlas harvest add` registers such an index as one
+    # source; any other index's original sources are registered directly instead.
+    "HARVEST_TRUSTED_INDEXES": "",
 }
 
 

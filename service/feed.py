@@ -39,7 +39,7 @@ from vocab.fields import ENTITY_BY_COLLECTION
 from . import __version__, changes, db, store
 from .errors import AtlasError, Gone, NotAcceptable, NotFound
 
-__all__ = ["bp", "feed_config"]
+__all__ = ["answer", "bp", "choose_format", "feed_config", "limited", "short_cache_control"]
 
 bp = Blueprint("feed", __name__)
 
@@ -97,7 +97,7 @@ def _setup(state) -> None:
     state.app.extensions["atlas_feed_bodies"] = _BodyCache(BODY_CACHE_BYTES)
 
 
-def _limited(view: Callable[..., Response]) -> Callable[..., Response]:
+def limited(view: Callable[..., Response]) -> Callable[..., Response]:
     """At most FEED_MAX_CONCURRENT feed requests run at once per process; others get
     429 at once (a non-blocking semaphore: waiting would only tie up more workers)."""
 
@@ -119,35 +119,35 @@ def _limited(view: Callable[..., Response]) -> Callable[..., Response]:
 
 
 @bp.get("/feed")
-@_limited
+@limited
 def stream() -> Response:
     """The ldes:EventStream: its context and its one tree:view, the root node."""
     cfg = feed_config()
-    fmt, negotiated = _choose_format()
-    return _answer(fmt, negotiated, ["stream", _settings(cfg)], _short(cfg),
+    fmt, negotiated = choose_format()
+    return answer(fmt, negotiated, ["stream", _settings(cfg)], short_cache_control(cfg),
                    lambda: ldes.stream_triples(cfg))
 
 
 @bp.get("/feed/root")
-@_limited
+@limited
 def root() -> Response:
     """The root node: relations to every page. Never immutable: new pages appear."""
     cfg = feed_config()
-    fmt, negotiated = _choose_format()
+    fmt, negotiated = choose_format()
     latest = changes.latest_seq(db.session())
     # The bounds of full pages never change and are kept in memory: the spans cost
     # no query once known, and they are all the document depends on.
     spans = _spans(cfg, latest // cfg.page_size)
-    return _answer(fmt, negotiated, ["root", spans, _settings(cfg)], _short(cfg),
+    return answer(fmt, negotiated, ["root", spans, _settings(cfg)], short_cache_control(cfg),
                    lambda: ldes.root_triples(cfg, spans))
 
 
 @bp.get("/feed/<int:number>")
-@_limited
+@limited
 def page(number: int) -> Response:
     """One page of changes; 404 beyond the page now filling (never linked before)."""
     cfg = feed_config()
-    fmt, negotiated = _choose_format()
+    fmt, negotiated = choose_format()
     session = db.session()
     latest = changes.latest_seq(session)
     if not 1 <= number <= latest // cfg.page_size + 1:
@@ -169,19 +169,19 @@ def page(number: int) -> Response:
         state.append(_digest(retained))
         # Compaction removes superseded versions from full pages too, so no page is
         # immutable here (Primer §5.1: never change an immutable page's content).
-        immutable, cache = False, _short(cfg)
+        immutable, cache = False, short_cache_control(cfg)
     else:
-        immutable, cache = full, IMMUTABLE if full else _short(cfg)
+        immutable, cache = full, IMMUTABLE if full else short_cache_control(cfg)
 
     def triples() -> list[Triple]:
         members = _members(session, cfg, number, first, last, retained)
         return ldes.page_triples(cfg, number, members, immutable)
 
-    return _answer(fmt, negotiated, ["page", number, state, _settings(cfg)], cache, triples)
+    return answer(fmt, negotiated, ["page", number, state, _settings(cfg)], cache, triples)
 
 
 @bp.get("/<collection_name>/<entity_id>/versions/<int:version>")
-@_limited
+@limited
 def version_member(collection_name: str, entity_id: str, version: int) -> Response:
     """One member, dereferenced (TREE #member-extraction-algorithm: out of band). 404 for versions
     that never were; 410 for those the retention policy no longer keeps."""
@@ -189,7 +189,7 @@ def version_member(collection_name: str, entity_id: str, version: int) -> Respon
     if spec is None:
         raise NotFound(f"no collection {collection_name!r}")
     cfg = feed_config()
-    fmt, negotiated = _choose_format()
+    fmt, negotiated = choose_format()
     session = db.session()
     entry = changes.change_of_version(session, spec.kind, entity_id, version)
     if entry is None:
@@ -200,7 +200,7 @@ def version_member(collection_name: str, entity_id: str, version: int) -> Respon
                                                     _deletes_since(cfg)):
             raise Gone(f"version {version} of {spec.kind} {entity_id!r} is no longer "
                        "retained (the feed keeps the latest version of each entity)")
-        cache = _short(cfg)  # it may be superseded, and then it is gone
+        cache = short_cache_control(cfg)  # it may be superseded, and then it is gone
 
     def triples() -> list[Triple]:
         number = (entry.seq - 1) // cfg.page_size + 1
@@ -209,7 +209,7 @@ def version_member(collection_name: str, entity_id: str, version: int) -> Respon
                                                                         entry.seq))
         return ldes.member_triples(cfg.base, _member(entry, at))
 
-    return _answer(fmt, negotiated, ["version", entry.seq, entry.at, _settings(cfg)], cache,
+    return answer(fmt, negotiated, ["version", entry.seq, entry.at, _settings(cfg)], cache,
                    triples)
 
 
@@ -296,7 +296,7 @@ def _deletes_since(cfg: ldes.FeedConfig) -> datetime | None:
 # --------------------------------------------------------------------------- HTTP
 
 
-def _choose_format() -> tuple[exports.Format, bool]:
+def choose_format() -> tuple[exports.Format, bool]:
     """The response format and whether it was negotiated; raises NotAcceptable (406).
 
     ``?format=`` first, then Accept (RFC 9110 §12.5.1, decided by the registry).
@@ -330,7 +330,7 @@ def _not_acceptable(detail: str) -> NotAcceptable:
     return error
 
 
-def _short(cfg: ldes.FeedConfig) -> str:
+def short_cache_control(cfg: ldes.FeedConfig) -> str:
     """Pages that still change: cacheable briefly, then revalidated with the ETag."""
     return f"public, max-age={min(cfg.polling_interval, 60)}"
 
@@ -346,8 +346,8 @@ def _digest(parts: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def _answer(fmt: exports.Format, negotiated: bool, state: list[Any], cache_control: str,
-            triples: Callable[[], list[Triple]]) -> Response:
+def answer(fmt: exports.Format, negotiated: bool, state: list[Any], cache_control: str,
+           triples: Callable[[], list[Triple]]) -> Response:
     """The document, or 304 when the client's copy is current (RFC 9110 §13.1.2: weak
     comparison). ``state`` is everything the document depends on, so the ETag is
     known before anything is built and a revalidation costs one or two queries."""

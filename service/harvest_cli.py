@@ -9,6 +9,7 @@ systemd see failures. `service.cli` adds both groups to ``atlas``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -81,6 +82,10 @@ def index_serve_command(host: str, port: int) -> None:
     app = create_app({**_passed_config(), "INDEX_MODE": True})
     click.echo(f"Index pages at http://{host}:{port}/index/search (development server; "
                "use gunicorn in production)")
+    click.echo(f"Entry URL for other indexes: http://{host}:{port}/index (feed, catalog)")
+    # FlaskGroup sets FLASK_RUN_FROM_CLI, and Flask.run then returns at once without serving
+    # (it guards against `flask run` starting a second server); this command is the server.
+    os.environ.pop("FLASK_RUN_FROM_CLI", None)
     app.run(host=host, port=port, debug=False, use_reloader=False)
 
 
@@ -106,10 +111,15 @@ def harvest_group() -> None:
               help="Never follow peers in this domain (repeatable; wins over --allow).")
 def harvest_add_command(url: str, follow_peers: bool, depth: int, allow: tuple[str, ...],
                         deny: tuple[str, ...]) -> None:
-    """Register a source from its entry URL; its URI space is fixed from that description."""
+    """Register a source from its entry URL; its URI space is fixed from that description.
+
+    An index (``{base}/index``) listed in HARVEST_TRUSTED_INDEXES becomes one source whose
+    members keep their original sources; any other index is not trusted with attribution:
+    the original sources it names are registered directly instead (each from its own entry).
+    """
     from harvesters.errors import HarvestError
     from harvesters.fetch import Fetcher
-    from harvesters.sources import SourceConflict, discover, register
+    from harvesters.sources import SourceConflict, discover, domain_allowed, is_trusted, register
 
     settings = _harvest_settings()
     fetcher, skipped = Fetcher(settings.policy()), {}
@@ -120,6 +130,22 @@ def harvest_add_command(url: str, follow_peers: bool, depth: int, allow: tuple[s
         raise _harvest_failure(exc) from None
     if not found:
         raise click.ClickException(f"{url}: {skipped.get(url, 'no source found')}")
+    expanded = []
+    for source in found:
+        if source.kind != "index" or is_trusted(source.entry_url, settings.trusted_indexes):
+            expanded.append(source)
+            continue
+        origins = [o["entry_url"] for o in (source.options or {}).get("origins", ())]
+        click.echo(f"{source.entry_url} is an index not in HARVEST_TRUSTED_INDEXES: "
+                   f"registering its {len(origins)} original sources directly", err=True)
+        allowed = [o for o in origins if domain_allowed(o, allow, deny)]
+        skipped.update({o: "refused-domain: not allowed by the domain lists"
+                        for o in origins if o not in allowed})
+        expanded += discover(allowed, fetcher, depth=0, skipped=skipped)
+    found = [s for s in expanded if s.kind != "index"
+             or is_trusted(s.entry_url, settings.trusted_indexes)]
+    if not found:
+        raise click.ClickException(f"{url}: no source found")
     registry, refused = settings.registry(), 0
     for source in found:
         try:
@@ -128,8 +154,10 @@ def harvest_add_command(url: str, follow_peers: bool, depth: int, allow: tuple[s
             refused += 1
             click.echo(f"Not added {source.id}: {exc}", err=True)
             continue
+        through = (f", trusted, {len(source.options.get('origins', ()))} original sources"
+                   if source.kind == "index" else "")
         click.echo(f"Added {source.kind} {source.id}: {source.entry_url} "
-                   f"(URI space {source.uri_space})")
+                   f"(URI space {source.uri_space}{through})")
     for peer, why in skipped.items():
         click.echo(f"Skipped {peer}: {why}", err=True)
     if refused == len(found):
@@ -162,6 +190,7 @@ def harvest_list_command() -> None:
 def harvest_remove_command(source_id: str, keep_data: bool) -> None:
     """Unregister a source and drop its data from the index."""
     from harvesters.errors import HarvestError
+    from harvesters.journal import Journal
     from harvesters.run import open_store
 
     settings = _harvest_settings()
@@ -172,8 +201,11 @@ def harvest_remove_command(source_id: str, keep_data: bool) -> None:
         if keep_data:
             registry.remove(source_id)
         else:
-            with open_store(settings) as store:  # fails before any change if it is busy
+            with open_store(settings) as store, \
+                    Journal(settings.journal_path) as journal:  # fails first if busy
                 registry.remove(source_id)
+                # The index's feed publishes the removal as deletions (harvesters/journal.py).
+                journal.record(source_id, {}, sorted(store.graphs_of(source_id)))
                 store.drop_source(source_id)
     except HarvestError as exc:
         raise _harvest_failure(exc) from None

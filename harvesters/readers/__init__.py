@@ -8,6 +8,8 @@ touches the index. ``cursor`` is the ``page.cursor`` of the last page the pipeli
 
 - `read_feed` (readers/ldes.py): LDES feeds of nodes and indexes; first harvest from the
   dump plus the feed position, later runs only new members, recovery through the dump.
+  A trusted index's feed (kind "index") names each member's original source; readers/index.py
+  maps its members back to their entities and origins.
 - `read_dump` (readers/dump.py): a whole-dataset dump as a snapshot.
 - `read_ckan` (readers/ckan.py): DCAT catalogs of CKAN-style portals.
 - `read_csv` (readers/csv.py): a CSV file with a column mapping.

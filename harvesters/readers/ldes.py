@@ -37,6 +37,10 @@ occurs in it, so the last page's ``full_replace`` removes the rest (its other pa
 cursor that starts the walk over, as model.py asks of unfinished snapshots). Pages without members
 are not yielded on their own: the next page's cursor contains their state.
 
+Another index (``source.kind == "index"``, registered as trusted): its members are
+``{index space}feed/members/{seq}`` versions of the ORIGINAL entities; readers/index.py maps
+them back and attaches each member's `model.Origin` (authority: the origin's space).
+
 Recovery: a saved page that answers 404/410, or a retention policy on the view
 (LDES #retention: ``ldes:startingFrom``, ``ldes:fullLogDuration``, ``DurationAgoPolicy``,
 ``ldes:versionDeleteDuration``) whose window no longer reaches back to our last complete
@@ -62,6 +66,7 @@ from ..errors import HarvestError
 from ..fetch import Fetcher, HTTPStatusError
 from ..model import Member, Page, Source
 from ..parse import parse_rdf
+from ..sources import origins_of
 from ._shared import (
     ACCEPT_RDF,
     add_dropped,
@@ -74,6 +79,7 @@ from ._shared import (
     same_origin,
 )
 from .dump import DumpRun, dump_pages
+from .index import index_members
 from .tree import Document
 
 __all__ = ["read_feed"]
@@ -181,12 +187,15 @@ class _Walk:
         self.limits = parse_limits(source)
         self.max_pages = int(option(source, "max_pages", 100_000))
         self.done = set(state["done"])
+        # Another index (kind "index", trusted): its members name their original sources.
+        self.origins = origins_of(source) if source.kind == "index" else None
 
     def pages(self) -> Iterator[Page]:
         st, started = self.state, now()
         was_complete, st["complete"] = st["complete"], False
         queue = deque(dict.fromkeys([st["feed"], *st["pages"]]))
         visited: set[str] = set()
+        self.parents: dict[str, str] = {}  # page -> the page whose link queued it first
         held: Page | None = None
         while queue:
             url = queue.popleft()
@@ -250,11 +259,22 @@ class _Walk:
         for node in doc.children(st["timestamp_path"], parse_time(st["since"])):
             if not same_origin(node, st["feed"]):
                 rejected.append(f"{url}: link to {node} ignored (another origin)")
-            elif node not in visited and node not in self.done:
+            elif node in (url, resp.url):
+                continue  # the document itself, e.g. the root named as the stream's view
+            elif node in visited:
+                if self._ancestor(node, url):  # a cycle: read once, reported (issue 5)
+                    rejected.append(f"{url}: link to {node} not followed: a paging loop "
+                                    f"({node} links to {url} through its children)")
+            elif node not in self.done:
+                self.parents.setdefault(node, url)
                 queue.append(node)
         accepted, dropped = split_by_authority(triples, space)
-        versions, _rest = split_versions(accepted, space)
-        members = self._select(url, versions, rejected)
+        origin_of: dict = {}
+        if self.origins is not None:
+            versions, origin_of, refused = index_members(accepted, space, self.origins)
+        else:
+            versions, _rest = split_versions(accepted, space)
+        members = self._select(url, versions, rejected, origin_of)
         cache_control = resp.headers.get("cache-control", "").lower()
         if doc.immutable or "immutable" in [t.strip() for t in cache_control.split(",")]:
             st["pages"].pop(url, None)  # LDES Primer §2: an immutable page never changes
@@ -265,9 +285,25 @@ class _Walk:
                                 "last_modified": resp.last_modified, "links": doc.has_links}
         page = Page(url, members, self._cursor(), snapshot=self.snapshot, rejected=rejected)
         add_dropped(page, dropped)
+        if self.origins is not None:
+            add_dropped(page, refused)
         return page
 
-    def _select(self, url: str, versions, rejected: list[str]) -> list[Member]:
+    def _ancestor(self, node: str, url: str) -> bool:
+        """Whether ``url`` was reached from ``node``: a link back is a loop. A link to a page
+        read earlier on another path (e.g. a page re-polled from the cursor) is not."""
+        seen = {url}
+        while url in self.parents:
+            url = self.parents[url]
+            if url == node:
+                return True
+            if url in seen:
+                return False
+            seen.add(url)
+        return False
+
+    def _select(self, url: str, versions, rejected: list[str],
+                origin_of: dict | None = None) -> list[Member]:
         """New members of a page in timestamp order; updates the page's watermark."""
         st = self.state
         info = st["pages"].setdefault(url, {})
@@ -286,7 +322,8 @@ class _Walk:
                     when < latest or (when == latest and vm.iri in at_latest))):
                 continue  # applied before: from the dump or an earlier read of this page
             state = [] if vm.deleted else [t for t in vm.triples if t.predicate != path]
-            chosen.append((when, vm.version, Member(vm.entity, vm.iri, text, vm.deleted, state)))
+            chosen.append((when, vm.version, Member(vm.entity, vm.iri, text, vm.deleted, state,
+                                                    (origin_of or {}).get(vm.iri))))
         if stamped:
             top = max(when for when, _iri in stamped)
             if latest is None or top > latest:

@@ -79,6 +79,9 @@ def test_a_paging_cycle_ends_and_each_page_is_read_once():
                                                                 f"{b}/actors/b1"]
         assert any("http://elsewhere.example/x" in r and "another origin" in r
                    for p in pages for r in p.rejected)
+        loops = sorted(r for p in pages for r in p.rejected if "paging loop" in r)
+        assert [r.split(" not followed")[0] for r in loops] == [
+            f"{b}/b: link to {b}/a", f"{b}/b: link to {b}/root"]
         cursor = pages[-1].cursor
         assert cursor["complete"] and pages[-1].full_replace  # a first walk is a snapshot
         fetcher.log.clear()  # resumed: every page is polled once more, all unchanged
