@@ -319,13 +319,17 @@ def export_command(format_name: str, kind: str, output: Path | None) -> None:
 @main.command("demo", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5100, show_default=True, type=int,
-              help="Port of the first node; the others follow consecutively.")
+              help="Port of the first node; the others follow consecutively, the index "
+                   "takes the next free port after them.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the nodes' instance folders here (default: a temporary folder).")
+              help="Keep the instance folders (nodes and index) here (default: a temporary "
+                   "folder).")
 @click.option("--check", is_flag=True,
-              help="Start every node, check that it answers, stop, and exit (for CI).")
+              help="Start every node and the index, check that the nodes answer and the index "
+                   "holds every demo entity, stop, and exit (for CI).")
 def demo_command(host: str, port: int, directory: Path | None, check: bool) -> None:
-    """Run the demo federation: one node per demo city on consecutive ports."""
+    """Run the demo federation: one node per demo city on consecutive ports, and an index
+    that harvests them (search, sources, SPARQL and feed URLs are printed)."""
     from .demo import DemoError, run_federation
 
     try:

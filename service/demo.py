@@ -8,6 +8,14 @@ node gets its own instance folder and SQLite database, is seeded here through
 `vocab.load_record` and `store.create` (keeping the files' ids, so URIs such as
 ``{dresden}/actors/afeefa`` are stable), and is then served by gunicorn in a
 child process.
+
+Beside the nodes runs an index (issue 5 item 10) in its own instance folder: the demo
+registers every node as a source (HARVEST_ALLOW_HOSTS names the demo host: a harvester
+refuses loopback addresses unless allowed), and starts two children like an operator would: ``atlas
+harvest watch`` (its first round is the first harvest; afterwards it polls every node's
+feed at the demo's short interval) and ``atlas index serve`` on the next free port after
+the nodes'. The watcher is the index store's only writer; the index pages read what it
+publishes.
 """
 
 from __future__ import annotations
@@ -32,8 +40,8 @@ from sqlalchemy.orm import Session
 
 from vocab import InvalidRecord, entity, load_record
 
-__all__ = ["DEMO_DIR", "NODES", "DemoError", "DemoNode", "load_nodes", "resolve_refs",
-           "run_federation", "seed_node"]
+__all__ = ["DEMO_DIR", "INDEX", "NODES", "DemoError", "DemoNode", "index_port",
+           "load_nodes", "resolve_refs", "run_federation", "seed_node"]
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 # Port order: the cities first, the national node last.
@@ -42,6 +50,11 @@ _REF = re.compile(r"^(?:(?P<slug>[a-z0-9-]+):)?(?P<path>[a-z-]+/[a-z0-9-]+)$")
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _READY_SECONDS = 60.0
 _STOP_SECONDS = 10.0
+INDEX = "index"  # the index's instance folder (and its name among the children)
+_HARVEST_SECONDS = 180.0  # the first harvest of all demo nodes (about 2 s on a laptop)
+# Seconds between feed polls: nodes state it in their feeds (ldes:pollingInterval), the
+# index uses it for sources that state none. Short, so a demo edit reaches the index soon.
+_POLLING_SECONDS = 10
 
 
 class DemoError(Exception):
@@ -73,6 +86,7 @@ def load_nodes(host: str, first_port: int) -> list[DemoNode]:
             "CITY": meta.get("city", ""),
             "MUNICIPALITY_KEY": meta.get("municipality_key", ""),
             "SAMPLE_DATA": True,
+            "FEED_POLLING_INTERVAL": _POLLING_SECONDS,
         }
         nodes.append(DemoNode(slug, settings, doc["records"], port))
     return nodes
@@ -190,16 +204,16 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _log_tail(folder: Path, lines: int = 15) -> str:
+def _log_tail(path: Path, lines: int = 15) -> str:
     try:
-        text = (folder / "server.log").read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
 
 
 def _wait_ready(nodes: list[DemoNode], procs: dict[str, subprocess.Popen],
-                folders: dict[str, Path]) -> None:
+                logs: dict[str, Path]) -> None:
     """Wait until every node answers HTTP at all (any status)."""
     deadline = time.monotonic() + _READY_SECONDS
     waiting = list(nodes)
@@ -207,7 +221,7 @@ def _wait_ready(nodes: list[DemoNode], procs: dict[str, subprocess.Popen],
         for node in list(waiting):
             if procs[node.slug].poll() is not None:
                 raise DemoError(f"node {node.slug} exited while starting:\n"
-                                f"{_log_tail(folders[node.slug])}")
+                                f"{_log_tail(logs[node.slug])}")
             try:
                 requests.get(f"{node.base}/actors", timeout=2)
             except requests.RequestException:
@@ -234,8 +248,163 @@ def _check(nodes: list[DemoNode], echo: Callable[[str], None]) -> list[str]:
     return failed
 
 
+# --------------------------------------------------------------------------- the index
+
+
+def index_port(host: str, after: int) -> int:
+    """The index's port: the first free one from ``after`` (the port after the nodes') on."""
+    for port in range(after, min(after + 100, 65536)):
+        if _port_free(host, port):
+            return port
+    raise DemoError(f"no free port for the index from {after} on; choose another --port")
+
+
+def _prepare_index(host: str, port: int, folder: Path) -> dict[str, Any]:
+    """The index's instance folder: its configuration and an empty node database (the index
+    app keeps the node routes); a store left by an earlier demo is removed."""
+    from . import create_app, db
+    from .cli import write_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in [*folder.glob("index*"), *folder.glob("atlas.sqlite3*")]:
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    settings = {
+        "BASE_URL": f"http://{host}:{port}",
+        "NODE_NAME": "Engagement-Atlas Demo-Index",
+        "NODE_DESCRIPTION": "Ein Index über alle Demo-Knoten (Beispieldaten).",
+        "DATABASE_URL": f"sqlite:///{folder / 'atlas.sqlite3'}",
+        # The demo nodes listen on a loopback address, which a harvester refuses by default:
+        # allow that host only (not every private address, as HARVEST_ALLOW_PRIVATE would).
+        "HARVEST_ALLOW_HOSTS": host,
+        "HARVEST_WORKERS": len(NODES),
+        "HARVEST_INTERVAL": _POLLING_SECONDS,
+    }
+    write_config(folder / "atlas.toml", settings)
+    app = create_app(settings)
+    try:
+        db.upgrade(app)
+    finally:
+        db.engine(app).dispose()
+    return settings
+
+
+def _register_sources(nodes: list[DemoNode], folder: Path, settings: Mapping[str, Any]
+                      ) -> dict[str, str]:
+    """Register every node as a source of the index (as ``atlas harvest add`` does, in this
+    process); node slug -> source id."""
+    from harvesters.errors import HarvestError
+    from harvesters.fetch import Fetcher
+    from harvesters.settings import HarvestSettings
+    from harvesters.sources import SourceConflict, register
+
+    harvest = HarvestSettings.from_mapping(settings, folder)
+    fetcher, registry, ids = Fetcher(harvest.policy()), harvest.registry(), {}
+    for node in nodes:
+        try:
+            ids[node.slug] = registry.add(register(node.base, fetcher)).id
+        except (HarvestError, SourceConflict) as exc:
+            raise DemoError(f"the index cannot register {node.slug} ({node.base}): {exc}") \
+                from None
+    return ids
+
+
+def _start_cli(folder: Path, log: Path, *args: str) -> subprocess.Popen:
+    """``python -m service.cli ARGS`` on the instance folder, output into ``log``."""
+    out = open(log, "wb")  # noqa: SIM115 - the child owns it
+    try:
+        return subprocess.Popen([sys.executable, "-m", "service.cli", *args],
+                                env=_child_env(folder), cwd=folder, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    finally:
+        out.close()
+
+
+def _first_round(proc: subprocess.Popen, log: Path) -> dict[str, Any]:
+    """The watcher's first ``round-finished`` event (its JSON lines, harvest_output.py)."""
+    deadline = time.monotonic() + _HARVEST_SECONDS
+    while True:
+        try:
+            text = log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        for line in text.splitlines():
+            if line.startswith("{") and '"round-finished"' in line:
+                try:
+                    return json.loads(line)
+                except ValueError:  # a log line of standard error in between
+                    continue
+        if proc.poll() is not None:
+            raise DemoError(f"the index's harvester exited (code {proc.returncode}):\n"
+                            f"{_log_tail(log)}")
+        if time.monotonic() > deadline:
+            raise DemoError(f"the first harvest did not finish within {_HARVEST_SECONDS:.0f} s"
+                            f":\n{_log_tail(log)}")
+        time.sleep(0.2)
+
+
+def _wait_index(base: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + _READY_SECONDS
+    while True:
+        if proc.poll() is not None:
+            raise DemoError(f"the index server exited while starting:\n{_log_tail(log)}")
+        try:
+            requests.get(f"{base}/index/sources", timeout=2)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise DemoError(f"the index server gave no answer within {_READY_SECONDS:.0f} s"
+                                ) from None
+        time.sleep(0.2)
+
+
+def _index_sources(base: str) -> dict[str, dict[str, Any]]:
+    """Source id -> its status row, from the index's sources page as JSON."""
+    response = requests.get(f"{base}/index/sources", params={"format": "json"}, timeout=30)
+    response.raise_for_status()
+    return {row["id"]: row for row in response.json()["sources"]}
+
+
+def _expected_entities(node: DemoNode) -> set[str]:
+    return {f"{node.base}/{collection}/{raw['id']}"
+            for collection, records in node.records.items() for raw in records}
+
+
+def _check_index(base: str, nodes: list[DemoNode], ids: Mapping[str, str],
+                 echo: Callable[[str], None]) -> list[str]:
+    """Ask the running index for what it holds: per source every demo entity and a good
+    last harvest, and full-text search over all of them. What is missing, one line each."""
+    problems = []
+    try:
+        rows = _index_sources(base)
+        for node in nodes:
+            row, expected = rows.get(ids[node.slug], {}), len(_expected_entities(node))
+            ok = (row.get("last_run") or {}).get("ok")
+            echo(f"  {node.slug:<10} GET {base}/index/sources: {row.get('entities', 0)} of "
+                 f"{expected} entities, last harvest {'ok' if ok else 'not ok'}")
+            if row.get("entities") != expected or not ok:
+                problems.append(f"{node.slug}: {row.get('entities', 0)} of {expected} entities")
+        found, page, pages = set(), 1, 1
+        while page <= pages:
+            answer = requests.get(f"{base}/index/search", params={"format": "json",
+                                                                  "page": page}, timeout=30)
+            answer.raise_for_status()
+            data = answer.json()
+            found |= {item["entity"] for item in data["items"]}
+            page, pages = page + 1, data["pages"]
+        wanted = set().union(*(_expected_entities(n) for n in nodes))
+        echo(f"  {'search':<10} GET {base}/index/search: {len(found & wanted)} of "
+             f"{len(wanted)} entities")
+        if wanted - found:
+            problems.append(f"search misses {len(wanted - found)} entities, e.g. "
+                            f"{sorted(wanted - found)[0]}")
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        problems.append(f"the index did not answer as expected: {exc}")
+    return problems
+
+
 def _stop(procs: dict[str, subprocess.Popen]) -> None:
-    """SIGTERM every node (gunicorn stops its workers), then SIGKILL stragglers."""
+    """SIGTERM every child (gunicorn stops its workers, the watcher finishes its round),
+    then SIGKILL stragglers."""
     for proc in procs.values():
         if proc.poll() is None:
             proc.terminate()
@@ -258,10 +427,12 @@ def _on_sigterm(_signum, _frame) -> None:
 
 def run_federation(host: str, first_port: int, directory: Path | None, *, check: bool,
                    echo: Callable[[str], None] = print) -> None:
-    """Start all demo nodes; with ``check`` verify them and stop, else serve until stopped.
+    """Start all demo nodes and the index over them; with ``check`` verify them and stop,
+    else serve until stopped (SIGINT or SIGTERM stops every child).
 
-    Raises DemoError when a port is taken, a node does not start or (with
-    ``check``) a node does not answer ``GET /actors`` with 200.
+    Raises DemoError when a port is taken, a node or the index does not start or (with
+    ``check``) a node does not answer ``GET /actors`` with 200 or the index does not hold
+    every demo entity.
     """
     nodes = load_nodes(host, first_port)
     if nodes[-1].port > 65535:
@@ -270,45 +441,80 @@ def run_federation(host: str, first_port: int, directory: Path | None, *, check:
     if taken:
         raise DemoError(f"port(s) in use on {host}: {', '.join(taken)}; the demo needs "
                         f"{first_port}-{nodes[-1].port} free (choose another --port)")
+    port = index_port(host, nodes[-1].port + 1)
     temporary = directory is None
     root = Path(tempfile.mkdtemp(prefix="atlas-demo-")) if temporary else directory
     bases = {n.slug: n.base for n in nodes}
     folders = {n.slug: root / n.slug for n in nodes}
+    logs = {n.slug: folders[n.slug] / "server.log" for n in nodes}
+    index_dir = root / INDEX
+    logs.update({"harvester": index_dir / "harvest.log", INDEX: index_dir / "server.log"})
     procs: dict[str, subprocess.Popen] = {}
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {signal.SIGINT: signal.getsignal(signal.SIGINT),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm)}
+    began = time.monotonic()
     try:
         for node in nodes:
             count = _prepare(node, folders[node.slug], bases)
             echo(f"Prepared {node.slug}: {count} records")
+        index_settings = _prepare_index(host, port, index_dir)
         for node in nodes:
             procs[node.slug] = _start(node, folders[node.slug], host)
-        _wait_ready(nodes, procs, folders)
+        # The index pages need no harvest to start (they show an empty index until the
+        # watcher publishes its first round): start them now, alongside the nodes.
+        procs[INDEX] = _start_cli(index_dir, logs[INDEX], "index", "serve", "--host", host,
+                                  "--port", str(port))
+        _wait_ready(nodes, procs, logs)
         echo(f"Engagement Atlas demo federation ({len(nodes)} nodes, data in {root}):")
         for node in nodes:
             echo(f"  {node.slug:<10} {node.settings['CITY'] or '-':<26} {node.base}")
+        ids = _register_sources(nodes, index_dir, index_settings)
+        harvest_began = time.monotonic()
+        procs["harvester"] = _start_cli(index_dir, logs["harvester"], "harvest", "watch")
+        first = _first_round(procs["harvester"], logs["harvester"])
+        harvested = time.monotonic() - harvest_began
+        index_base = index_settings["BASE_URL"]
+        _wait_index(index_base, procs[INDEX], logs[INDEX])
+        held = sum(row.get("entities", 0) for row in _index_sources(index_base).values())
+        echo(f"Index over the {len(nodes)} nodes (data in {index_dir}):")
+        for label, path in (("search", "search"), ("sources", "sources"),
+                            ("SPARQL", "sparql"), ("feed", "feed")):
+            echo(f"  {label:<10} {index_base}/index/{path}")
+        outcome = "all sources ok" if first.get("ok") else \
+            f"failed: {', '.join(first.get('failed', []))}"
+        echo(f"First harvest: {held} entities from {len(ids)} sources in {harvested:.1f} s "
+             f"({outcome}); `atlas harvest watch` polls every {_POLLING_SECONDS} s. "
+             f"Started in {time.monotonic() - began:.1f} s.")
         if check:
             failed = _check(nodes, echo)
             if failed:
                 raise DemoError(f"node(s) without a working GET /actors: {', '.join(failed)}")
             echo("All nodes answer.")
+            problems = _check_index(index_base, nodes, ids, echo)
+            if problems:
+                raise DemoError("the index is incomplete: " + "; ".join(problems))
+            echo("The index holds every demo entity.")
             return
         echo("Press Ctrl-C to stop.")
-        _serve_until_stopped(procs, folders)
+        _serve_until_stopped(procs, logs)
     except (KeyboardInterrupt, _Terminated):
-        echo("Stopping the demo nodes...")
+        echo("Stopping the demo nodes and the index...")
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut cleanup
-        _stop(procs)
-        signal.signal(signal.SIGTERM, previous)
-        if temporary:
-            shutil.rmtree(root, ignore_errors=True)
+        for signum in previous:  # a second Ctrl-C or SIGTERM must not cut the cleanup short
+            signal.signal(signum, signal.SIG_IGN)
+        try:
+            _stop(procs)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if temporary:
+                shutil.rmtree(root, ignore_errors=True)
 
 
-def _serve_until_stopped(procs: dict[str, subprocess.Popen], folders: dict[str, Path]
-                         ) -> None:
+def _serve_until_stopped(procs: dict[str, subprocess.Popen], logs: dict[str, Path]) -> None:
     while True:
-        for slug, proc in procs.items():
+        for name, proc in procs.items():
             if proc.poll() is not None:
-                raise DemoError(f"node {slug} stopped unexpectedly (exit code "
-                                f"{proc.returncode}):\n{_log_tail(folders[slug])}")
+                raise DemoError(f"{name} stopped unexpectedly (exit code "
+                                f"{proc.returncode}):\n{_log_tail(logs[name])}")
         time.sleep(0.5)

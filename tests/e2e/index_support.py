@@ -3,8 +3,10 @@
 A `Node` is a real ``python -m service.cli serve`` process with a private instance folder
 (config and a database seeded in this process, an editor token from ``python -m service.cli
 token create``). An `Index` is an instance folder driven through ``python -m service.cli
-harvest ...`` subprocesses; its embedded store is opened here only between runs (one writer
-at a time) and read with SPARQL through `harvesters.store`.
+harvest ...`` subprocesses, with either an embedded store (opened here only between runs:
+one writer at a time) or a remote store: a real `oxigraph serve` process (`SparqlServer`,
+PyPI package `oxigraph`) named by ATLAS_INDEX_STORE_URL + ATLAS_INDEX_UPDATE_URL. Both are
+read with SPARQL through `harvesters.store`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import gc
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,12 +30,12 @@ from pathlib import Path
 import pyoxigraph as ox
 import requests
 
-from harvesters.store import STATE_NS, OxigraphStore
+from harvesters.store import STATE_NS, OxigraphStore, RemoteSparqlStore
 from service import create_app, db
 from service.cli import write_config
 from vocab.fields import ENTITY_BY_COLLECTION
 
-from .conftest import cli_command, cli_env, descendants
+from .conftest import cli_command, cli_env, descendants, free_port_block
 
 PROV = "http://www.w3.org/ns/prov#"
 NAME = "https://schema.org/name"
@@ -162,14 +166,76 @@ def launch(nodes: list[Node]) -> None:
         node.wait_ready(deadline)
 
 
-class Index:
-    """An index instance folder driven through ``python -m service.cli harvest ...``."""
+OXIGRAPH_CLI = (shutil.which("oxigraph", path=str(Path(sys.executable).parent))
+                or shutil.which("oxigraph"))
 
-    def __init__(self, folder: Path) -> None:
+
+class SparqlServer:
+    """A real SPARQL 1.1 server process: `oxigraph serve` on a loopback port, its data in
+    ``location``. Restarted (after `kill`) on the same port with the same data."""
+
+    def __init__(self, location: Path) -> None:
+        assert OXIGRAPH_CLI, "the oxigraph CLI (PyPI package `oxigraph`) is not installed"
+        self.location = location
+        self.port = free_port_block(1)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def query_url(self) -> str:
+        return self.base + "/query"
+
+    @property
+    def update_url(self) -> str:
+        return self.base + "/update"
+
+    def start(self) -> None:
+        log = self.location.with_name(self.location.name + ".log").open("a")
+        self.proc = subprocess.Popen([OXIGRAPH_CLI, "serve", "--location", str(self.location),
+                                      "--bind", f"127.0.0.1:{self.port}"],
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 30
+        while True:
+            assert self.proc.poll() is None, f"oxigraph serve exited ({self.proc.returncode})"
+            try:
+                requests.get(self.query_url, params={"query": "ASK {}"}, timeout=2)
+                return
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "oxigraph serve did not come up"
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to flush or finish a request."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Index:
+    """An index instance folder driven through ``python -m service.cli harvest ...``; its
+    store is embedded (``server`` None) or the remote SPARQL server ``server``."""
+
+    def __init__(self, folder: Path, server: SparqlServer | None = None) -> None:
         self.folder = folder
+        self.server = server
+        self.backend = "remote" if server else "embedded"
         # HARVEST_INTERVAL as the nodes' FEED_POLLING_INTERVAL (test_index_harvest.py)
         self.env = {**cli_env(folder), "ATLAS_HARVEST_ALLOW_PRIVATE": "true",
                     "ATLAS_HARVEST_WORKERS": "5", "ATLAS_HARVEST_INTERVAL": "1"}
+        if server is not None:
+            self.env.update(ATLAS_INDEX_STORE_URL=server.query_url,
+                            ATLAS_INDEX_UPDATE_URL=server.update_url)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(cli_command(*args), env=self.env, cwd=self.folder.parent,
@@ -193,8 +259,39 @@ class Index:
         return events(result.stdout)
 
     @contextlib.contextmanager
-    def store(self) -> Iterator[OxigraphStore]:
-        """The embedded store, opened here while no harvest runs (one writer at a time)."""
+    def serve(self) -> Iterator[str]:
+        """``atlas index serve`` on a loopback port while the block runs; its base URL. The
+        pages read the published snapshot (embedded) or the remote server."""
+        base = f"http://127.0.0.1:{free_port_block(1)}"
+        log = (self.folder.parent / "index-serve.log").open("a")
+        proc = subprocess.Popen(cli_command("index", "serve", "--host", "127.0.0.1", "--port",
+                                            base.rsplit(":", 1)[1]),
+                                env=self.env, cwd=self.folder.parent, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, (self.folder.parent / "index-serve.log").read_text()
+                try:
+                    requests.get(base + "/index/sources", timeout=2)
+                    break
+                except requests.ConnectionError:
+                    assert time.monotonic() < deadline, "the index server did not come up"
+                    time.sleep(0.1)
+            yield base
+        finally:
+            proc.kill()
+            proc.wait(30)
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[OxigraphStore | RemoteSparqlStore]:
+        """The index store: the embedded one opened here while no harvest runs (one writer
+        at a time), or a client of the remote server."""
+        if self.server is not None:
+            with RemoteSparqlStore(self.server.query_url, self.server.update_url) as remote:
+                yield remote
+            return
         store = OxigraphStore(self.folder / "index")
         try:
             yield store
