@@ -49,19 +49,27 @@ def index_group() -> None:
 
 @index_group.command("status")
 def index_status_command() -> None:
-    """Per source: entities and triples in the index, the last harvest and its result."""
+    """Per source: entities and triples in the index, the last harvest, its result and, for a
+    failed one, the reason of its first error (details: /index/sources or the run's log)."""
     from harvesters.errors import HarvestError
     from harvesters.run import last_runs, open_store
+
+    from .index_read import source_status
 
     settings = _harvest_settings()
     try:
         with open_store(settings) as store:
             runs = last_runs(store)
-            rows = [("SOURCE", "ENTITIES", "TRIPLES", "LAST RUN", "RESULT")]
+            rows = [("SOURCE", "ENTITIES", "TRIPLES", "LAST RUN", "RESULT", "REASON")]
             for key in sorted(store.sources() | {s.id for s in settings.registry().all()}):
                 end, ok = runs.get(key, (None, None))
+                reason = "-"
+                if ok is False:
+                    errors = (source_status(store.query, key)["last_run"] or {}).get("errors")
+                    reason = errors[0].split(":", 1)[0] if errors else "-"
                 rows.append((key, str(len(store.graphs_of(key))), str(store.count_triples(key)),
-                             _when(end), "-" if ok is None else ("ok" if ok else "failed")))
+                             _when(end), "-" if ok is None else ("ok" if ok else "failed"),
+                             reason))
     except HarvestError as exc:
         raise _harvest_failure(exc) from None
     _table(rows)

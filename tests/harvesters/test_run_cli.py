@@ -99,6 +99,10 @@ def test_harvest_run_exit_code_and_json_lines(cli, monkeypatch):
     failed = [e for e in events if e["level"] == "error"]
     assert [(e["event"], e["source"]) for e in failed] == [("source-finished", "b")]
     assert failed[0]["errors"] == ["http-503: refused"]
+    status = invoke("index", "status").output.splitlines()
+    assert status[0].split()[-2:] == ["RESULT", "REASON"]
+    assert [line.split()[-2:] for line in status if line.startswith("b ")] == [
+        ["failed", "http-503"]]
 
     fake.pages["b"] = [page("b", 1)]
     result = invoke("harvest", "run", "--source", "b")
@@ -109,7 +113,7 @@ def test_harvest_run_exit_code_and_json_lines(cli, monkeypatch):
     status = invoke("index", "status")
     assert status.exit_code == 0
     rows = {line.split()[0]: line.split() for line in status.output.splitlines()[1:]}
-    assert rows["a"][1:3] == ["2", str(_triples(settings, "a"))] and rows["b"][-1] == "ok"
+    assert rows["a"][1:3] == ["2", str(_triples(settings, "a"))] and rows["b"][-2:] == ["ok", "-"]
 
     removed = invoke("harvest", "remove", "a")
     assert removed.exit_code == 0
