@@ -272,6 +272,7 @@ def _prepare_index(host: str, port: int, folder: Path) -> dict[str, Any]:
         "BASE_URL": f"http://{host}:{port}",
         "NODE_NAME": "Engagement-Atlas Demo-Index",
         "NODE_DESCRIPTION": "Ein Index über alle Demo-Knoten (Beispieldaten).",
+        "SAMPLE_DATA": True,  # every page says so, as on the demo nodes
         "DATABASE_URL": f"sqlite:///{folder / 'atlas.sqlite3'}",
         # The demo nodes listen on a loopback address, which a harvester refuses by default:
         # allow that host only (not every private address, as HARVEST_ALLOW_PRIVATE would).

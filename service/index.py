@@ -129,6 +129,12 @@ def _query() -> Callable[[str], Any] | None:
     return None
 
 
+def _source_names() -> dict[str, str]:
+    """Source id -> the name it was registered with: pages show names (people do not know
+    ids such as ``127.0.0.1-8001``); JSON keeps the ids."""
+    return {s.id: s.name for s in _settings().registry().all() if s.name}
+
+
 def _search_index() -> SearchIndex | None:
     path = _settings().search_path
     if not path.exists():
@@ -163,7 +169,8 @@ def search():
             "pages": max(1, math.ceil(total / PER_PAGE)), "items": items,
             "facets": facets, "facet_labels": facet_labels(facets, chosen),
             "available": index is not None}
-    return _answer("index_search.html", data, FACET_LABELS=FACET_LABELS)
+    return _answer("index_search.html", data, FACET_LABELS=FACET_LABELS,
+                   SOURCE_NAMES=_source_names())
 
 
 def facet_labels(facets: dict[str, dict[str, int]], chosen: dict[str, list[str]]
@@ -216,7 +223,8 @@ def entity():
     if json_wanted:
         return _answer("index_entity.html", view)
     spec = ENTITIES.get(view["kind"]) if view["kind"] else None
-    return _answer("index_entity.html", view, spec=spec, SAME_AS_REASONS=SAME_AS_REASONS)
+    return _answer("index_entity.html", view, spec=spec, SAME_AS_REASONS=SAME_AS_REASONS,
+                   SOURCE_NAMES=_source_names())
 
 
 class _Empty(list):

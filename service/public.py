@@ -68,6 +68,13 @@ def home():
         "home.html", info=info, rdf_formats=formats).encode("utf-8"))
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico on documents without ``<link rel=icon>`` (feeds,
+    SPARQL results, Turtle): point them at the icon the pages link."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
+
+
 @bp.get("/<name>")
 def collection(name: str):
     """One page of a collection, filtered by facets (repeatable) and ``q``. May 404."""

@@ -465,3 +465,11 @@ def test_sample_data_nodes_say_so_on_every_page(app, client):
     app.config["SAMPLE_DATA"] = True
     for path in ("/", "/actors"):
         assert "Beispieldaten / sample data" in client.get(path).get_data(as_text=True)
+
+
+def test_favicon_ico_leads_to_the_icon_the_pages_link(client):
+    # Browsers ask for it on documents that link no icon (feeds, SPARQL results, Turtle).
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    with client.get(response.headers["Location"]) as icon:  # a file response: close it
+        assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
