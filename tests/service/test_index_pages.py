@@ -134,6 +134,15 @@ def test_the_entity_page_shows_the_record_and_its_provenance(client):
     assert quarantined["record"] is None and quarantined["quarantine"]["reasons"]
 
 
+@pytest.mark.parametrize("path", ["/index/search", "/index/sources",
+                                  "/index/entity?iri=" + A + "/actors/a1", "/index/sparql"])
+def test_index_pages_head_with_the_index_not_the_node_collections(client, path):
+    html = client.get(path, headers={"Accept": "text/html"}).get_data(as_text=True)
+    header = html.split('<header class="site-header">', 1)[1].split("</header>", 1)[0]
+    assert 'href="/index/search"' in header and 'href="/index/sparql"' in header
+    assert 'href="/actors"' not in header and 'aria-label="Sammlungen"' not in header
+
+
 def test_unknown_and_invalid_entities(client):
     assert client.get("/index/entity?iri=http://a.test/actors/zz&format=json").status_code == 404
     assert client.get("/index/entity?iri=not%20an%20iri&format=json").status_code == 400
