@@ -52,6 +52,7 @@ __all__ = [
     "normalize_uri_space",
     "split_by_authority",
     "split_entities",
+    "split_grouped",
     "split_versions",
 ]
 
@@ -240,6 +241,54 @@ def split_entities(triples: Iterable[Triple],
         t.predicate == _RDF_TYPE and t.object in _ENTITY_CLASSES for t in statements))
 
 
+def split_grouped(runs: Iterable[tuple[str | None, Sequence[Triple]]], uri_space: str
+                  ) -> tuple[dict[str, list[Triple]], Dropped] | None:
+    """`split_by_authority` then `split_entities` (its entities) of the concatenated
+    ``runs``, for runs as a dump reader groups them: ``(key, statements)`` where every
+    subject is ``key`` or ``key#fragment`` and no key occurs in two runs. None when a
+    statement has a blank node (then the general functions decide, since blank nodes
+    belong to whoever points to them).
+
+    Same result, same order, without regrouping the whole page by subject terms: the
+    grouping already happened, so each run is its entity's group (closure order kept:
+    the fragments' statements last-seen first, then the entity's own).
+    """
+    inside = _space_test(uri_space)
+    named, blank = ox.NamedNode, ox.BlankNode
+    entities: dict[str, list[Triple]] = {}
+    dropped: dict[str, int] = {}
+    seen: set[str] = set()
+    for key, run in runs:
+        if key is None or key in seen:
+            return None  # a key in two runs: not grouped as promised
+        seen.add(key)
+        by: dict[str, list[Triple]] = {}
+        for t in run:
+            subject = t.subject
+            if type(subject) is not named or type(t.object) is blank:
+                return None
+            iri = subject.value
+            if iri.split("#", 1)[0] != key:
+                return None  # not grouped as promised: the general functions decide
+            if inside(iri):
+                statements = by.get(iri)
+                if statements is None:
+                    by[iri] = [t]
+                else:
+                    statements.append(t)
+            else:
+                dropped[f"<{iri}>"] = dropped.get(f"<{iri}>", 0) + 1
+        own = by.get(key)  # key has no "#": it is the root candidate of `split_entities`
+        if own is not None and any(t.predicate == _RDF_TYPE and t.object in _ENTITY_CLASSES
+                                   for t in own):
+            group: list[Triple] = []
+            for subject in reversed([s for s in by if s != key]):
+                group += by[subject]
+            group += own
+            entities[key] = list(dict.fromkeys(group))
+    return entities, Dropped(sum(dropped.values()), tuple(list(dropped)[:_EXAMPLES]))
+
+
 def group_entities(triples: Iterable[Triple], uri_space: str) -> dict[str, list[Triple]]:
     """Statements per entity IRI (`split_entities` without the rest)."""
     return split_entities(triples, uri_space)[0]
@@ -252,6 +301,8 @@ class VersionMember:
     ``triples`` state the version's data about ``entity`` (``{version}#f`` became
     ``{entity}#f``; the dct:isVersionOf link itself is left out). ``deleted`` is
     True for an as:Delete member (ARCHITECTURE: deletes are as:Delete members).
+    ``raw`` (``split_versions(..., rewrite=False)``): ``triples`` are still the version's
+    own statements; `rewritten` gives the member as above, `stamp` reads either form.
     """
 
     entity: str
@@ -259,6 +310,25 @@ class VersionMember:
     iri: str
     deleted: bool
     triples: list[Triple] = field(repr=False)
+    raw: bool = False
+
+    def rewritten(self) -> VersionMember:
+        """This member with its statements about the entity (a raw member rewritten)."""
+        if not self.raw:
+            return self
+        version = ox.NamedNode(self.iri)
+        return VersionMember(self.entity, self.version, self.iri, self.deleted, [
+            _rewrite(t, self.iri, self.entity) for t in self.triples
+            if not (t.subject == version and t.predicate == _IS_VERSION_OF)])
+
+    def stamp(self, path: ox.NamedNode) -> str | None:
+        """The lexical form of the first literal the member states about its entity with
+        ``path`` (its timestamp), as read from the rewritten statements."""
+        about = ox.NamedNode(self.iri if self.raw else self.entity)
+        if self.raw and path == _IS_VERSION_OF:
+            return None  # left out of the rewritten statements
+        return next((t.object.value for t in self.triples if t.predicate == path
+                     and t.subject == about and type(t.object) is ox.Literal), None)
 
 
 def entity_of_version(iri: str) -> tuple[str, int] | None:
@@ -267,14 +337,16 @@ def entity_of_version(iri: str) -> tuple[str, int] | None:
     return (match["entity"], int(match["n"])) if match else None
 
 
-def split_versions(triples: Iterable[Triple],
-                   uri_space: str) -> tuple[list[VersionMember], list[Triple]]:
+def split_versions(triples: Iterable[Triple], uri_space: str, *, rewrite: bool = True
+                   ) -> tuple[list[VersionMember], list[Triple]]:
     """Version members of a feed page mapped back to their entities; returns ``(members, rest)``.
 
     A member is a subject ``V = {entity}/versions/{n}`` stating
     ``V dct:isVersionOf {entity}`` with ``{entity}`` inside ``uri_space``. Its
     statements, those of ``V#fragment`` nodes and reachable blank nodes are
     rewritten (``V`` -> entity, ``V#f`` -> ``entity#f``, in subjects and objects).
+    ``rewrite=False``: members come ``raw`` (`VersionMember.rewritten` later), so that
+    a reader rewrites only the members it keeps (building terms costs ~1 us each).
     """
     inside = _space_test(uri_space)
 
@@ -289,10 +361,9 @@ def split_versions(triples: Iterable[Triple],
     for iri, statements in groups.items():
         entity_iri, number = entity_of_version(iri)
         version = ox.NamedNode(iri)
-        rewritten = [_rewrite(t, iri, entity_iri) for t in statements
-                     if not (t.subject == version and t.predicate == _IS_VERSION_OF)]
         deleted = ox.Triple(version, _RDF_TYPE, _DELETE) in statements
-        members.append(VersionMember(entity_iri, number, iri, deleted, rewritten))
+        member = VersionMember(entity_iri, number, iri, deleted, statements, raw=True)
+        members.append(member.rewritten() if rewrite else member)
     return members, rest
 
 
@@ -348,12 +419,13 @@ def check_entities(groups: Mapping[str, Sequence[Triple]], *,
     """
     results: dict[str, list[ValidationResult]] = {}
     checked: dict[str, Sequence[Triple]] = {}
+    # `simple` entities have no blank nodes: _structure need not look for them
+    simple = {iri: fastcheck.simple(iri, triples) for iri, triples in groups.items()} if (
+        fast) else {}
     for iri, triples in groups.items():
-        results[iri] = _structure(iri, triples, limits)
+        results[iri] = _structure(iri, triples, limits, blank_free=simple.get(iri, False))
         if not results[iri]:
             checked[iri] = triples
-    simple = {iri: fastcheck.simple(iri, triples) for iri, triples in checked.items()} if (
-        fast) else {}
     if fast and all(simple[iri] or _self_contained(iri, triples)
                     for iri, triples in checked.items()):
         rest = {}
@@ -392,10 +464,13 @@ def _self_contained(iri: str, triples: Sequence[Triple]) -> bool:
     return True
 
 
-def _structure(iri: str, triples: Sequence[Triple], limits: ParseLimits) -> list[ValidationResult]:
-    """Per-entity caps, and nested resources that must be the entity's own fragments."""
+def _structure(iri: str, triples: Sequence[Triple], limits: ParseLimits, *,
+               blank_free: bool = False) -> list[ValidationResult]:
+    """Per-entity caps, and nested resources that must be the entity's own fragments.
+    ``blank_free``: the caller knows there are no blank nodes (`fastcheck.simple`)."""
     problems = []
-    blanks = {t for tr in triples for t in (tr.subject, tr.object) if type(t) is ox.BlankNode}
+    blanks = () if blank_free else {
+        t for tr in triples for t in (tr.subject, tr.object) if type(t) is ox.BlankNode}
     for count, cap, what in ((len(triples), "max_triples_per_entity", "statements"),
                              (len(blanks), "max_blank_nodes_per_entity", "blank nodes")):
         if count > getattr(limits, cap):

@@ -125,7 +125,7 @@ def simple(iri: str, triples: Sequence[ox.Triple]) -> bool:
     for t in triples:
         s = t.subject
         if (type(s) is not ox.NamedNode or type(t.object) is ox.BlankNode
-                or t.predicate == _SUBCLASS or not (s.value == iri or s.value.startswith(own))):
+                or t.predicate == _SUBCLASS or not ((v := s.value) == iri or v.startswith(own))):
             return False
     return True
 
@@ -136,8 +136,8 @@ def conforming(triples: Sequence[ox.Triple]) -> list[ValidationResult] | None:
     by: dict[ox.NamedNode, dict[ox.NamedNode, list]] = {}
     for t in triples:
         values = by.setdefault(t.subject, {}).setdefault(t.predicate, [])
-        if t.object not in values:
-            values.append(t.object)
+        if (o := t.object) not in values:
+            values.append(o)
     found: list[ValidationResult] = []
     try:
         for subject, statements in by.items():

@@ -98,7 +98,9 @@ class PageStats:
 
 
 def _digest(lines: str, deleted: bool, origin: str | None) -> str:
-    body = "\n".join(sorted(_BLANK.sub("_:b", line) for line in lines.splitlines()))
+    split = lines.splitlines() if "_:" not in lines else [
+        _BLANK.sub("_:b", line) for line in lines.splitlines()]  # no "_:": nothing to replace
+    body = "\n".join(sorted(split))
     return hashlib.sha256(f"{int(deleted)}\n{origin or ''}\n{body}".encode()).hexdigest()
 
 
@@ -167,12 +169,11 @@ class Journal:
                 now = self.clock()
                 now = now if now.tzinfo else now.replace(tzinfo=UTC)
                 published = _iso(max(now, floor) if floor else now)
+                known = self._latest([entity for entity, _lines, _deleted in items])
                 for entity, lines, deleted in items:
                     origin, version = origins.get(entity, (None, None))
                     digest = _digest(lines, deleted, origin)
-                    latest = self._db.execute(
-                        "SELECT digest, deleted FROM entries WHERE entity = ? "
-                        "ORDER BY seq DESC LIMIT 1", (entity,)).fetchone()
+                    latest = known.get(entity)
                     if latest is not None and latest[0] == digest:
                         continue  # the same state again (a resumed page, no change)
                     if deleted and (latest is None or latest[1]):
@@ -182,9 +183,11 @@ class Journal:
                         "origin, version, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (published, entity, source_id, int(deleted), lines, origin, version,
                          digest))
-                    # Compaction: only the latest entry of an entity is retained.
-                    self._db.execute("DELETE FROM entries WHERE entity = ? AND seq < ?",
-                                     (entity, cursor.lastrowid))
+                    if latest is not None:  # none: the entity has no older entry to remove
+                        # Compaction: only the latest entry of an entity is retained.
+                        self._db.execute("DELETE FROM entries WHERE entity = ? AND seq < ?",
+                                         (entity, cursor.lastrowid))
+                    known[entity] = (digest, int(deleted))
                     added += 1
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -193,6 +196,19 @@ class Journal:
                 raise StoreError(f"journal {self.path}: {exc}", reason="store-unavailable") \
                     from exc
         return added
+
+    def _latest(self, entities: list[str]) -> dict[str, tuple[str, int]]:
+        """entity -> (digest, deleted) of its latest entry, for those that have one (inside
+        the writing transaction; SQLite takes a bare column's values from the MAX row)."""
+        found: dict[str, tuple[str, int]] = {}
+        unique = list(dict.fromkeys(entities))
+        for start in range(0, len(unique), 500):  # SQLite's host-parameter limit
+            chunk = unique[start:start + 500]
+            rows = self._db.execute(
+                "SELECT entity, digest, deleted, MAX(seq) FROM entries WHERE entity IN "
+                f"({', '.join('?' * len(chunk))}) GROUP BY entity", chunk).fetchall()
+            found.update({entity: (digest, deleted) for entity, digest, deleted, _ in rows})
+        return found
 
     # -- reading -------------------------------------------------------------------------------
 

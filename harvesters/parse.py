@@ -308,6 +308,28 @@ def _within_limits(quads: Iterable[ox.Quad], fmt: str,
     blank_nodes: set[str] = set()
     count = 0
     max_iri, max_literal = limits.max_iri_length, limits.max_literal_length
+    named, literal = ox.NamedNode, ox.Literal
+
+    def check(term) -> None:  # any term in subject or object position
+        kind = type(term)
+        if kind is ox.NamedNode:
+            if len(term.value) > max_iri:
+                raise _iri_too_long(fmt, limits)
+        elif kind is ox.Literal:
+            if len(term.value) > max_literal:
+                raise ParseError(f"{fmt}: a literal longer than {max_literal} "
+                                 "characters (ParseLimits.max_literal_length)",
+                                 reason="literal-too-long")
+        elif kind is ox.BlankNode:
+            blank_nodes.add(term.value)
+            if len(blank_nodes) > limits.max_blank_nodes:
+                raise ParseError(f"{fmt}: more than {limits.max_blank_nodes} blank "
+                                 "nodes (ParseLimits.max_blank_nodes)",
+                                 reason="too-many-blank-nodes")
+        else:  # RDF 1.2 triple terms: nothing in our vocabulary uses them
+            raise ParseError(f"{fmt}: triple terms are not accepted",
+                             reason="triple-term-refused")
+
     try:
         for quad in quads:
             count += 1
@@ -315,27 +337,17 @@ def _within_limits(quads: Iterable[ox.Quad], fmt: str,
                 raise ParseError(f"{fmt}: more than {limits.max_triples} triples "
                                  "(ParseLimits.max_triples)", reason="too-many-triples")
             triple = quad.triple  # cheaper than building a Triple from the quad's terms
-            if len(triple.predicate.value) > max_iri:
+            subject, predicate, obj = triple  # one call for the three terms
+            if len(predicate.value) > max_iri:
                 raise _iri_too_long(fmt, limits)
-            for term in (triple.subject, triple.object):
-                kind = type(term)
-                if kind is ox.NamedNode:
-                    if len(term.value) > max_iri:
-                        raise _iri_too_long(fmt, limits)
-                elif kind is ox.Literal:
-                    if len(term.value) > max_literal:
-                        raise ParseError(f"{fmt}: a literal longer than {max_literal} "
-                                         "characters (ParseLimits.max_literal_length)",
-                                         reason="literal-too-long")
-                elif kind is ox.BlankNode:
-                    blank_nodes.add(term.value)
-                    if len(blank_nodes) > limits.max_blank_nodes:
-                        raise ParseError(f"{fmt}: more than {limits.max_blank_nodes} blank "
-                                         "nodes (ParseLimits.max_blank_nodes)",
-                                         reason="too-many-blank-nodes")
-                else:  # RDF 1.2 triple terms: nothing in our vocabulary uses them
-                    raise ParseError(f"{fmt}: triple terms are not accepted",
-                                     reason="triple-term-refused")
+            # The common case inline (an IRI subject, an IRI or literal object); `check`
+            # applies the same caps to every other term.
+            if type(subject) is not named or len(subject.value) > max_iri:
+                check(subject)
+            kind = type(obj)
+            if not ((kind is named and len(obj.value) <= max_iri)
+                    or (kind is literal and len(obj.value) <= max_literal)):
+                check(obj)
             yield triple
     except ParseError:
         raise

@@ -211,8 +211,8 @@ class _Run:
         else:
             def own(s: str) -> bool:
                 return s == entity or s.startswith(entity + "#")
-        kept = [t for t in triples if isinstance(t.subject, ox.BlankNode)
-                or (isinstance(t.subject, ox.NamedNode) and own(t.subject.value))]
+        kept = [t for t in triples if isinstance(s := t.subject, ox.BlankNode)
+                or (isinstance(s, ox.NamedNode) and own(s.value))]
         if len(kept) < len(triples):
             out.dropped += len(triples) - len(kept)
             out.examples.append(entity)

@@ -24,7 +24,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
 import pyoxigraph as ox
@@ -220,6 +220,18 @@ def _direct_value(f: Any, values: list) -> Any:
     return sorted(set(found)) if f.many else min(found)
 
 
+_RDF_TYPE = str(RDF.type)
+
+
+@cache
+def _read_fields(kind: str) -> tuple[ox.NamedNode, tuple[tuple[Any, str], ...]]:
+    """An entity kind's class, and its fields `_direct_record` reads with their predicate
+    IRIs (in the entity table's order), computed once instead of per entity."""
+    spec = ENTITIES[kind]
+    return ox.NamedNode(str(spec.rdf_type)), tuple(
+        (f, str(f.predicate)) for f in spec.fields if f.key in _NEEDED or f.kind == "text")
+
+
 def _direct_record(entity_iri: str, triples: Iterable[Any]) -> tuple[str, dict] | None:
     """(kind, record) with the keys `_row` reads, straight from pyoxigraph triples: the
     record `records_from_triples` gives, restricted to those keys (same rows, tested in
@@ -228,22 +240,23 @@ def _direct_record(entity_iri: str, triples: Iterable[Any]) -> tuple[str, dict] 
     for t in triples:
         if type(t) is not ox.Triple:
             raise _Unusual
-        if type(t.subject) is ox.NamedNode and t.predicate.value in _READ:
-            values = by.setdefault(t.subject.value, {}).setdefault(t.predicate.value, [])
-            if t.object not in values:
-                values.append(t.object)
+        predicate = t.predicate.value
+        if predicate in _READ and type(subject := t.subject) is ox.NamedNode:
+            values = by.setdefault(subject.value, {}).setdefault(predicate, [])
+            if (value := t.object) not in values:
+                values.append(value)
     base, collection, local_id = ["", "", *entity_iri.rsplit("/", 2)][-3:]
     spec = ENTITY_BY_COLLECTION.get(collection)
     own = by.get(entity_iri, {})
-    types = [o for o in own.get(str(RDF.type), ()) if type(o) is ox.NamedNode]
-    if spec is None or ox.NamedNode(str(spec.rdf_type)) not in types:
+    types = [o for o in own.get(_RDF_TYPE, ()) if type(o) is ox.NamedNode]
+    if spec is None or _read_fields(spec.kind)[0] not in types:
         return None
     if base.endswith("/") or entity_id(base, spec.kind, entity_iri) != local_id:
         raise _Unusual
     record: dict[str, Any] = {"id": local_id}
-    for f in spec.fields:
-        values = own.get(str(f.predicate))
-        if not values or not (f.key in _NEEDED or f.kind == "text"):
+    for f, predicate in _read_fields(spec.kind)[1]:
+        values = own.get(predicate)
+        if not values:
             continue
         if f.key == "contactPoints":
             nodes = [v.value for v in values if type(v) is ox.NamedNode]
@@ -351,9 +364,12 @@ class SearchIndex:
         with self._use(True) as con:
             con.execute("INSERT OR IGNORE INTO sources(id) VALUES (?)", (source_id,))
             city = con.execute("SELECT city FROM sources WHERE id=?", (source_id,)).fetchone()[0]
-            for entity in [*deletes, *upserts]:
-                for (old,) in con.execute("SELECT id FROM docs WHERE entity=? AND source=?",
-                                          (entity, source_id)).fetchall():
+            entities = list(dict.fromkeys([*deletes, *upserts]))
+            for start in range(0, len(entities), 500):  # one look-up per 500, not per entity
+                chunk = entities[start:start + 500]
+                for (old,) in con.execute(f"SELECT id FROM docs WHERE source=? AND entity IN "
+                                          f"({', '.join('?' * len(chunk))})",
+                                          [source_id, *chunk]).fetchall():
                     for table, column in (("fts", "rowid"), ("facets", "doc"), ("docs", "id")):
                         con.execute(f"DELETE FROM {table} WHERE {column}=?", (old,))
             for entity, (kind, record) in upserts.items():

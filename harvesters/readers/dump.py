@@ -45,7 +45,7 @@ import pyoxigraph as ox
 
 from vocab.namespaces import EA
 
-from ..checks import closure, split_by_authority, split_entities
+from ..checks import closure, split_by_authority, split_entities, split_grouped
 from ..errors import HarvestError, ParseError
 from ..fetch import Fetcher
 from ..model import Member, Page, Source
@@ -132,21 +132,25 @@ class DumpRun:
                 raise
 
     def _batches(self, runs: Iterable[tuple[str | None, list]], url: str) -> Iterator[Page]:
-        batch: list[ox.Triple] = []
-        count = 0
-        for _key, run in runs:
-            batch += run
-            count += 1
-            if count >= self.batch or len(batch) >= self.limits.max_triples_per_entity * 50:
+        batch: list[tuple[str | None, list]] = []
+        count = size = 0
+        for key, run in runs:
+            batch.append((key, run))
+            count, size = count + 1, size + len(run)
+            if count >= self.batch or size >= self.limits.max_triples_per_entity * 50:
                 yield self._page(batch, url)
-                batch, count = [], 0
+                batch, count, size = [], 0, 0
         if batch:
             yield self._page(batch, url)
 
-    def _page(self, triples: list[ox.Triple], url: str) -> Page:
+    def _page(self, runs: list[tuple[str | None, list]], url: str) -> Page:
         space = self.source.uri_space
-        accepted, dropped = split_by_authority(triples, space)
-        entities, _rest = split_entities(accepted, space)
+        split = split_grouped(runs, space)  # the common case: no blank nodes
+        if split is None:
+            accepted, dropped = split_by_authority([t for _k, run in runs for t in run], space)
+            entities, _rest = split_entities(accepted, space)
+        else:
+            entities, dropped = split
         page = Page(url, [Member(iri, None, None, False, group)
                           for iri, group in entities.items()],
                     cursor=self.cursor, snapshot=self.snapshot)
@@ -174,10 +178,11 @@ def _grouped(triples: Iterable[ox.Triple]) -> Iterator[tuple[str | None, list]]:
     for t in triples:
         if t.predicate == _COOPERATES_WITH:
             continue
-        if type(t.subject) is ox.BlankNode:
+        subject = t.subject
+        if type(subject) is ox.BlankNode:
             pending.append(t)
             continue
-        k = _key(t.subject)
+        k = _key(subject)
         if k != key:
             if pending and any(p.subject in blanks_in_run for p in pending):
                 run += pending
@@ -194,8 +199,8 @@ def _grouped(triples: Iterable[ox.Triple]) -> Iterator[tuple[str | None, list]]:
             run += pending
             pending = []
         run.append(t)
-        if type(t.object) is ox.BlankNode:
-            blanks_in_run.add(t.object)
+        if type(obj := t.object) is ox.BlankNode:
+            blanks_in_run.add(obj)
     run += pending
     if run:
         yield key, run

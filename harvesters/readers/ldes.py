@@ -273,7 +273,7 @@ class _Walk:
         if self.origins is not None:
             versions, origin_of, refused = index_members(accepted, space, self.origins)
         else:
-            versions, _rest = split_versions(accepted, space)
+            versions, _rest = split_versions(accepted, space, rewrite=False)
         members = self._select(url, versions, rejected, origin_of)
         cache_control = resp.headers.get("cache-control", "").lower()
         if doc.immutable or "immutable" in [t.strip() for t in cache_control.split(",")]:
@@ -311,8 +311,7 @@ class _Walk:
         since, path = parse_time(st["since"]), _N(st["timestamp_path"])
         chosen, stamped = [], []
         for vm in versions:
-            text = next((t.object.value for t in vm.triples if t.predicate == path
-                         and t.subject == _N(vm.entity) and type(t.object) is ox.Literal), None)
+            text = vm.stamp(path)
             when = parse_time(text)
             if when is None:
                 rejected.append(f"{vm.iri}: no timestamp ({st['timestamp_path']})")
@@ -321,6 +320,7 @@ class _Walk:
             if (since and when < since) or (latest and (
                     when < latest or (when == latest and vm.iri in at_latest))):
                 continue  # applied before: from the dump or an earlier read of this page
+            vm = vm.rewritten()  # only the members kept (most of a page may be old)
             state = [] if vm.deleted else [t for t in vm.triples if t.predicate != path]
             chosen.append((when, vm.version, Member(vm.entity, vm.iri, text, vm.deleted, state,
                                                     (origin_of or {}).get(vm.iri))))

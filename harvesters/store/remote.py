@@ -136,12 +136,15 @@ class RemoteSparqlStore(SparqlIndexStore):
             raise StoreError("the SPARQL server sent unreadable results",
                              reason="store-failed") from exc
 
-    def _write_quads(self, quads: list[ox.Quad]) -> None:
+    def _write_quads(self, quads: list[ox.Quad] | bytes) -> None:
         if self.gsp_url:
-            body = ox.serialize(quads, format=ox.RdfFormat.N_QUADS)
+            body = quads if isinstance(quads, bytes) else ox.serialize(
+                quads, format=ox.RdfFormat.N_QUADS)
             self._post(self.gsp_url, body, "application/n-quads",
                        what="bulk write").read_all(_MAX_STATE_BYTES)
             return
+        if isinstance(quads, bytes):  # an N-Quads document (SparqlIndexStore._bulk_parts)
+            quads = list(ox.parse(quads, format=ox.RdfFormat.N_QUADS))
         lines = ["INSERT DATA {"]
         graph, triples = None, []
         for quad in [*quads, None]:

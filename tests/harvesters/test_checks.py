@@ -353,3 +353,48 @@ def test_a_validator_failure_quarantines_only_that_entity(monkeypatch):
     assert verdicts[uri("a1")].accepted
     assert not verdicts[uri("a2")].accepted
     assert verdicts[uri("a2")].reasons == ["entity: validation failed"]
+
+
+def _runs(statements: list[ox.Triple]) -> list[tuple[str, list[ox.Triple]]]:
+    """Consecutive statements per subject key, as the dump reader groups them."""
+    runs: dict[str, list[ox.Triple]] = {}
+    for t in statements:
+        runs.setdefault(t.subject.value.split("#", 1)[0], []).append(t)
+    return list(runs.items())
+
+
+def test_split_grouped_equals_authority_then_entities():
+    """The dump reader's shortcut gives exactly what split_by_authority + split_entities
+    give: same entities, same statement order, same dropped count and examples."""
+    statements = []
+    for n in range(6):
+        statements += actor_triples(actor(id=f"a{n}"))
+    foreign = [ox.Triple(node(f"http://evil.test/x{n}"), P, ox.Literal("x")) for n in range(7)]
+    untyped = [ox.Triple(node(f"{BASE}/actors/u1"), P, ox.Literal("no type")),
+               ox.Triple(node(f"{BASE}/actors/u1#frag"), P, ox.Literal("f"))]
+    fragment_first = [t for t in actor_triples(actor(id="f1")) if "#" in t.subject.value]
+    fragment_first += [t for t in actor_triples(actor(id="f1")) if "#" not in t.subject.value]
+    repeated = actor_triples(actor(id="r1"))
+    dotted = [ox.Triple(node(f"{BASE}/x/../actors/a9"), P, ox.Literal("dots"))]
+    for extra in ([], foreign[:3], untyped, fragment_first, repeated + repeated[:5], dotted):
+        together = statements[:90] + extra + statements[90:] + foreign[3:]
+        runs = _runs(together)
+        together = [t for _key, run in runs for t in run]
+        accepted, dropped = split_by_authority(together, SPACE)
+        expected, _rest = split_entities(accepted, SPACE)
+        got, got_dropped = checks.split_grouped(runs, SPACE)
+        assert list(got) == list(expected) and got == expected
+        assert got_dropped == dropped
+
+
+def test_split_grouped_leaves_blank_nodes_and_ungrouped_runs_to_the_general_path():
+    statements = actor_triples(actor())
+    blank = ox.BlankNode()
+    with_blank = [*statements, ox.Triple(node(uri("a1")), P, blank),
+                  ox.Triple(blank, P, ox.Literal("b"))]
+    assert checks.split_grouped(_runs(with_blank), SPACE) is None
+    assert checks.split_grouped([("http://node.test/actors/other", statements)], SPACE) is None
+    twice = _runs(statements)
+    assert checks.split_grouped(twice + twice, SPACE) is None
+    untyped = [ox.Triple(node(f"{BASE}/actors/u1"), P, ox.Literal("no type"))]
+    assert checks.split_grouped([(f"{BASE}/actors/u1", untyped)] * 2, SPACE) is None

@@ -182,3 +182,22 @@ def test_a_graph_has_one_owner_and_a_direct_registration_takes_over(tmp_path):
                        journal=journal, direct=[A + "/"]).members_applied == 1
         kept = journal.entries_between(1, 10)
         assert [(e.source, e.deleted) for e in kept] == [("a.test", False)]
+
+
+def test_large_batches_compare_and_compact_every_entity(journal):
+    """More entities than one look-up chunk (500): unchanged ones add nothing, changed ones
+    replace their entry, in batches with and without blank nodes."""
+    def plain(entity: str, name: str) -> list[ox.Triple]:
+        return triples(entity, name)[:1]
+
+    entities = [f"{A}/actors/{n}" for n in range(1200)]
+    make = {e: (triples if n % 2 else plain) for n, e in enumerate(entities)}
+    assert journal.record("a", {e: make[e](e, e) for e in entities}) == 1200
+    assert journal.record("a", {e: make[e](e, e) for e in entities}) == 0
+    changed = [entities[3], entities[700], entities[1101]]
+    again = {e: make[e](e, e + (" neu" if e in changed else "")) for e in entities}
+    assert journal.record("a", again, [entities[5]]) == 4
+    assert journal.latest_seq() == 1204
+    kept = journal.entries_between(1, 1204)
+    assert len(kept) == 1200 and len({k.entity for k in kept}) == 1200
+    assert {k.entity for k in kept if k.seq > 1200} == {*changed, entities[5]}
