@@ -191,14 +191,20 @@ def test_demo_serves_linked_nodes_until_sigterm(tmp_path, started):
 
     children = descendants(proc.pid)
     assert len(children) >= len(NODES) + 2  # gunicorn per node, the watcher, the index server
-    proc.send_signal(signal.SIGTERM)
+    stop_and_assert_every_child_ends(proc, reader, children, signal.SIGTERM)
+    assert not data_dir.exists()  # the temporary instance folders are removed
+
+
+def stop_and_assert_every_child_ends(proc, reader: LineReader, children: list[int],
+                                     signum: int) -> None:
+    """Send ``signum`` to the demo: it exits 0 saying so, and every child ends soon after."""
+    proc.send_signal(signum)
     assert proc.wait(timeout=60) == 0, "\n".join(reader.rest())
     assert "Stopping" in "\n".join(reader.rest())
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in children if alive(pid)]
-    assert not data_dir.exists()  # the temporary instance folders are removed
 
 
 def test_demo_stops_every_child_on_sigint(tmp_path, started):
@@ -215,13 +221,7 @@ def test_demo_stops_every_child_on_sigint(tmp_path, started):
     commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children if alive(pid)]
     assert any(b"harvest\0watch" in c for c in commands)
     assert any(b"index\0serve" in c for c in commands)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 0, "\n".join(reader.rest())
-    assert "Stopping" in "\n".join(reader.rest())
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in children if alive(pid)]
+    stop_and_assert_every_child_ends(proc, reader, children, signal.SIGINT)
     # --dir keeps the instance folders: the index's store, registry and logs among them.
     assert (tmp_path / "demo" / "index" / "index.sources.json").is_file()
     config = (tmp_path / "demo" / "index" / "atlas.toml").read_text()
