@@ -35,11 +35,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
 from .errors import StoreError
+from .store import STATE_NS, source_graph
+
+if TYPE_CHECKING:
+    from .store import IndexStore
 
 __all__ = ["Journal", "JournalEntry", "PageStats"]
 
@@ -50,6 +54,7 @@ _SCHEMA = (
     "digest TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS entries_entity ON entries(entity, seq)",
 )
+_PROV = "http://www.w3.org/ns/prov#"
 _BLANK = re.compile(r"_:[A-Za-z0-9_\-.]+")
 
 
@@ -195,6 +200,39 @@ class Journal:
                     self._db.execute("ROLLBACK")
                 raise StoreError(f"journal {self.path}: {exc}", reason="store-unavailable") \
                     from exc
+        return added
+
+    def seed(self, store: IndexStore, *, chunk: int = 500) -> int:
+        """Journal what ``store`` holds when this journal has never recorded anything.
+
+        For an index that held data before it kept a journal (or whose journal file was
+        lost): without this, its feed would show those entities only once they change.
+        Each entity graph is recorded with the original source and version its provenance
+        names (for one harvested through a trusted index: the original, as `record`
+        gets it from the pipeline). Returns the entries added; 0 if the journal was in use.
+        """
+        if self.latest_seq():
+            return 0
+        added = 0
+        for source_id in sorted(store.sources()):
+            sg = ox.NamedNode(source_graph(source_id))
+            origins: dict[str, tuple[str | None, str | None]] = {}
+            for row in store.query(
+                    f"SELECT ?g ?from ?version WHERE {{ GRAPH {sg} {{ ?g <{STATE_NS}inSource> "
+                    f"{sg} OPTIONAL {{ ?g <{_PROV}wasDerivedFrom> ?from }} OPTIONAL {{ ?g "
+                    f"<{_PROV}hadPrimarySource> ?version }} }} }}"):
+                origins[row["g"].value] = tuple(  # type: ignore[assignment]
+                    row[name].value if row[name] is not None else None
+                    for name in ("from", "version"))
+            graphs = sorted(origins)
+            for start in range(0, len(graphs), chunk):
+                part = graphs[start:start + chunk]
+                values = " ".join(str(ox.NamedNode(g)) for g in part)
+                states: dict[str, list[ox.Triple]] = {g: [] for g in part}
+                for row in store.query(f"SELECT ?g ?s ?p ?o WHERE {{ VALUES ?g {{ {values} }} "
+                                       "GRAPH ?g { ?s ?p ?o } }"):
+                    states[row["g"].value].append(ox.Triple(row["s"], row["p"], row["o"]))
+                added += self.record(source_id, states, (), {g: origins[g] for g in part})
         return added
 
     def _latest(self, entities: list[str]) -> dict[str, tuple[str, int]]:

@@ -260,6 +260,7 @@ def run_once(settings: HarvestSettings, *, source_ids: Iterable[str] | None = No
     """
     with open_store(settings) as store, open_search(settings) as search, \
             Journal(settings.journal_path) as journal:
+        journal.seed(store)  # an index older than its journal: publish what it holds
         chosen = _select(settings, store, list(source_ids or ()), every)
         if on_selected is not None:
             on_selected(chosen)
@@ -286,6 +287,7 @@ def watch(settings: HarvestSettings, *, max_runs: int | None = None,
     tried: dict[str, datetime] = {}
     with open_store(settings) as store, open_search(settings) as search, \
             Journal(settings.journal_path) as journal:
+        journal.seed(store)
         while not stop.is_set() and (max_runs is None or len(rounds) < max_runs):
             try:
                 due, wait = due_sources(settings.registry().all(), store,

@@ -32,6 +32,12 @@ def triples(entity: str, name: str) -> list[ox.Triple]:
             ]
 
 
+def canonical(found) -> set[str]:
+    dataset = ox.Dataset(ox.Quad(t.subject, t.predicate, t.object) for t in found)
+    dataset.canonicalize(ox.CanonicalizationAlgorithm.UNSTABLE)  # blank node labels
+    return {str(quad) for quad in dataset}
+
+
 class Clock:
     def __init__(self, at: datetime):
         self.at = at
@@ -121,6 +127,26 @@ def test_the_pipeline_journals_batches_idempotently(tmp_path):
         assert harvest(src, [gone], store, journal=journal).ok
         last = journal.entries_between(3, 3)[0]
         assert last.deleted and last.entity == f"{A}/actors/a2"
+
+
+def test_an_index_older_than_its_journal_is_seeded_from_its_store(tmp_path):
+    src = Source("a.test", A + "/", A + "/", A + "/feed", None, name="A")
+    with OxigraphStore(tmp_path / "index") as store:
+        page = Page(A + "/feed/1", [member(A, 1, "Eins"), member(A, 2, "Zwei")], {"p": 1})
+        assert harvest(src, [page], store).ok  # no journal yet
+        with Journal(tmp_path / "new.journal.sqlite3") as journal:
+            assert journal.seed(store, chunk=1) == 2
+            entries = journal.entries_between(1, 100)
+            assert [(e.entity, e.origin, e.version) for e in entries] == [
+                (f"{A}/actors/a{n}", A + "/", f"{A}/actors/a{n}/versions/1") for n in (1, 2)]
+            stored = list(store.query(f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH "
+                                      f"<{A}/actors/a1> {{ ?s ?p ?o }} }}"))
+            assert len(canonical(stored)) > 3
+            assert canonical(stored) == canonical(entries[0].triples())
+            assert journal.seed(store) == 0  # a journal in use is never seeded again
+            # the pipeline's next record of the same state adds nothing
+            assert harvest(src, [page], store, journal=journal).ok
+            assert journal.latest_seq() == 2
 
 
 def test_members_through_a_trusted_index_keep_their_original_source(tmp_path):
