@@ -23,6 +23,7 @@ from werkzeug.http import http_date
 
 import exports
 from exports.dcat import catalog_graph
+from exports.index import IndexInfo
 from exports.node import (
     CollectionInfo,
     DumpLink,
@@ -113,7 +114,7 @@ def node_info(app: Flask, session: Session, *, triples: bool = False) -> NodeInf
     )
 
 
-def info_digest(info: NodeInfo, *parts: Any) -> str:
+def info_digest(info: NodeInfo | IndexInfo, *parts: Any) -> str:
     """An opaque validator of everything a description states (and ``parts``)."""
     text = json.dumps([repr(info), parts], default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
@@ -195,7 +196,7 @@ def _not_acceptable(detail: str, names: list[str]) -> NotAcceptable:
                          extensions=[f.extensions[0] for f in formats])
 
 
-def rdf_response(fmt: exports.Format, negotiated: bool, info: NodeInfo, name: str,
+def rdf_response(fmt: exports.Format, negotiated: bool, info: NodeInfo | IndexInfo, name: str,
                  build) -> Response:
     """The document in ``fmt`` with validators, or 304 when the client's copy is current."""
     opaque = info_digest(info, name, fmt.name)

@@ -14,21 +14,17 @@ learns the ORIGINAL sources, whatever chain they came through.
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 from flask import Blueprint, Flask, Response, current_app, redirect, request, url_for
-from werkzeug.http import http_date
 
 import exports
 from exports.index import IndexInfo, OriginInfo, index_catalog_graph, index_graph
-from exports.node import NodeInfo, serialize
+from exports.node import NodeInfo
 from harvesters.settings import HarvestSettings
 from harvesters.sources import origins_of
 from vocab import VOCAB_VERSION
 
 from . import __version__
-from .catalog import CACHE, choose_rdf_format
+from .catalog import choose_rdf_format, rdf_response
 from .index_feed import open_journal
 
 __all__ = ["bp", "index_info"]
@@ -91,15 +87,4 @@ def catalog():
 def _describe(name: str, build) -> Response:
     fmt, negotiated = choose_rdf_format(None)
     info = index_info()
-    text = json.dumps([repr(info), name, fmt.name], default=str, separators=(",", ":"))
-    opaque = hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-    headers = {"ETag": f'W/"{opaque}"', "Cache-Control": CACHE,
-               "Access-Control-Allow-Origin": "*"}
-    if info.modified is not None:
-        headers["Last-Modified"] = http_date(info.modified)
-    if negotiated:
-        headers["Vary"] = "Accept"
-    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(opaque):
-        return Response(status=304, headers=headers)
-    return Response(serialize(build(info), fmt.name), headers=headers,
-                    content_type=exports.content_type(fmt))
+    return rdf_response(fmt, negotiated, info, name, lambda: build(info))
