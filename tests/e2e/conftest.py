@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,28 @@ def _bindable(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def wait_until_serving(proc: subprocess.Popen | None, url: str, *, what: str,
+                       log: Path | None = None, timeout: float = 60.0,
+                       deadline: float | None = None, status: int | None = None,
+                       http: requests.Session | None = None, **params) -> requests.Response:
+    """Ask ``url`` until the server answers (with ``status``, if given); fails at once when
+    ``proc`` has exited (showing ``log``), or after ``timeout`` seconds (or at ``deadline``)."""
+    deadline = deadline if deadline is not None else time.monotonic() + timeout
+    get = (http or requests).get
+    while True:
+        if proc is not None:
+            assert proc.poll() is None, (log.read_text() if log is not None
+                                         else f"{what} exited ({proc.returncode})")
+        try:
+            response = get(url, params=params or None, timeout=2)
+            if status is None or response.status_code == status:
+                return response
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, f"{what} did not come up"
+        time.sleep(0.1)
 
 
 def cli_env(instance: Path) -> dict[str, str]:

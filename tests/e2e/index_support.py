@@ -35,7 +35,13 @@ from service import create_app, db
 from service.cli import write_config
 from vocab.fields import ENTITY_BY_COLLECTION
 
-from .conftest import cli_command, cli_env, descendants, free_port_block
+from .conftest import (
+    cli_command,
+    cli_env,
+    descendants,
+    free_port_block,
+    wait_until_serving,
+)
 
 PROV = "http://www.w3.org/ns/prov#"
 NAME = "https://schema.org/name"
@@ -85,15 +91,8 @@ class Node:
         log.close()
 
     def wait_ready(self, deadline: float) -> None:
-        while True:
-            assert self.proc.poll() is None, (self.folder / "serve.log").read_text()
-            try:
-                if self.http.get(self.base + "/feed", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, f"{self.slug} did not come up"
-            time.sleep(0.1)
+        wait_until_serving(self.proc, self.base + "/feed", what=self.slug, status=200,
+                           log=self.folder / "serve.log", deadline=deadline, http=self.http)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -196,15 +195,8 @@ class SparqlServer:
                                      stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         log.close()
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, f"oxigraph serve exited ({self.proc.returncode})"
-            try:
-                requests.get(self.query_url, params={"query": "ASK {}"}, timeout=2)
-                return
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "oxigraph serve did not come up"
-                time.sleep(0.1)
+        wait_until_serving(self.proc, self.query_url, what="oxigraph serve", timeout=30,
+                           query="ASK {}")
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush or finish a request."""
@@ -270,15 +262,8 @@ class Index:
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, (self.folder.parent / "index-serve.log").read_text()
-                try:
-                    requests.get(base + "/index/sources", timeout=2)
-                    break
-                except requests.ConnectionError:
-                    assert time.monotonic() < deadline, "the index server did not come up"
-                    time.sleep(0.1)
+            wait_until_serving(proc, base + "/index/sources", what="the index server",
+                               log=self.folder.parent / "index-serve.log")
             yield base
         finally:
             proc.kill()

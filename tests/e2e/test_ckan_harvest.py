@@ -24,7 +24,7 @@ from service import create_app, db
 from service.cli import write_config
 from service.demo import load_nodes, seed_node
 
-from .conftest import ROOT, cli_env, free_port_block
+from .conftest import ROOT, cli_env, free_port_block, wait_until_serving
 
 CKAN_VENV = ROOT / ".venv-ckan"
 REQUIREMENTS = ("ckan[requirements]==2.12.0", "ckanext-dcat==2.4.4")
@@ -94,15 +94,8 @@ def node_url(tmp_path, monkeypatch, started) -> str:
          "--chdir", str(tmp_path), "service:create_app()"],
         env=cli_env(instance), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started.append(proc)
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, "the node exited while starting"
-        try:
-            requests.get(base + "/", timeout=2)
-            return base
-        except requests.RequestException:
-            assert time.monotonic() < deadline, "the node did not answer within 60 s"
-            time.sleep(0.2)
+    wait_until_serving(proc, base + "/", what="the node")
+    return base
 
 
 def ckan_datasets(python: Path, response: requests.Response) -> list[dict]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +27,7 @@ from vocab.context import inline_contexts
 from vocab.fields import ENTITY_BY_COLLECTION
 from vocab.namespaces import LDES, TREE
 
-from .conftest import cli_command, cli_env, free_port_block
+from .conftest import cli_command, cli_env, free_port_block, wait_until_serving
 
 PAGE_SIZE = 100
 NT = "application/n-triples"
@@ -214,15 +213,8 @@ def node(tmp_path, started):
         cli_command("serve", "--host", "127.0.0.1", "--port", str(port)), env=env, cwd=tmp_path,
         stdout=log, stderr=subprocess.STDOUT))
     http = requests.Session()
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if http.get(f"{base}/feed", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert time.monotonic() < deadline, "the node did not come up"
-        time.sleep(0.2)
+    wait_until_serving(started[-1], f"{base}/feed", what="the node", status=200, http=http,
+                       log=tmp_path / "serve.log")
     yield Node(base, http, token)
     http.close()
     log.close()

@@ -40,14 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from markupsafe import escape
 
 from harvesters.sources import source_id_for
 from harvesters.store import STATE_NS
 
 from . import hostile_server
-from .conftest import cli_command, cli_env, free_port_block
+from .conftest import cli_command, cli_env, free_port_block, wait_until_serving
 from .index_support import NAME, Index, Node, add_actors, entity_graphs, events, finished, prepare
 
 GOOD, HOSTILE, SLOW = "127.0.0.2", "127.0.0.3", "127.0.0.4"  # allowed; 127.0.0.1 is not
@@ -315,16 +314,8 @@ def test_the_index_source_page_shows_each_reason(scene, started):
         started.append(subprocess.Popen(cli_command("index", "serve", "--port", str(port)),
                                         env=scene.index.env, cwd=scene.index.folder.parent,
                                         stdout=log, stderr=subprocess.STDOUT))
-    url, deadline = f"http://127.0.0.1:{port}/index/sources", time.monotonic() + 60
-    with requests.Session() as http:
-        while True:
-            assert started[0].poll() is None, "index serve stopped"
-            try:
-                page = http.get(url, timeout=5)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "index serve did not come up"
-                time.sleep(0.1)
+    page = wait_until_serving(started[0], f"http://127.0.0.1:{port}/index/sources",
+                              what="index serve")
     assert page.status_code == 200
     for case in EXPECTED:
         report = finished(scene.attacked.events)[scene.ids[case]]

@@ -20,17 +20,15 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
-import requests
 
 from harvesters.journal import Journal
 from harvesters.store import STATE_NS
 from service.demo import load_nodes, seed_node
 
-from .conftest import cli_command, descendants, free_port_block
+from .conftest import cli_command, descendants, free_port_block, wait_until_serving
 from .index_support import PROV, Index, Node, entity_graphs, finished, launch, prepare
 
 NODES = 3
@@ -60,16 +58,8 @@ def chain(tmp_path_factory) -> Iterator[tuple[list[Node], Index, str]]:
             cli_command("index", "serve", "--host", "127.0.0.1", "--port", str(first + 6)),
             env=index_a.env, cwd=index_a.folder.parent, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            assert serving.poll() is None, (index_a.folder / "serve.log").read_text()
-            try:
-                if requests.get(a_base + "/index/feed", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "index A did not come up"
-            time.sleep(0.1)
+        wait_until_serving(serving, a_base + "/index/feed", what="index A", status=200,
+                           log=index_a.folder / "serve.log")
         yield nodes, index_a, a_base
     finally:
         if serving is not None and serving.poll() is None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from .conftest import alive, free_port_block
+from .conftest import alive, free_port_block, wait_until_serving
 from .index_support import Index, Node, launch, prepare
 from .test_sparql_security import Canary, _query_processes
 
@@ -93,15 +93,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
                 [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "2", "--bind",
                  f"127.0.0.1:{port + 2}", "--chdir", str(tmp), "service:create_app()"],
                 env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp / "index.log").read_text()
-            try:
-                requests.get(base + "/index/sparql", timeout=2)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline, "the index did not answer within 60 s"
-                time.sleep(0.2)
+        wait_until_serving(proc, base + "/index/sparql", what="the index", log=tmp / "index.log")
         yield Served(base, proc.pid, index, nodes)
     finally:
         if proc is not None:

@@ -23,7 +23,7 @@ from service import create_app, db, store
 from service.cli import write_config
 from vocab import load_record
 
-from .conftest import alive, cli_env, descendants, free_port_block
+from .conftest import alive, cli_env, descendants, free_port_block, wait_until_serving
 
 TIMEOUT = 2
 DIRECT = "application/sparql-query"
@@ -65,15 +65,8 @@ def node(tmp_path, monkeypatch, started) -> Node:
              "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "service:create_app()"],
             env=cli_env(instance), stdout=log, stderr=subprocess.STDOUT)
     started.append(proc)
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, (tmp_path / "node.log").read_text()
-        try:
-            requests.get(base + "/", timeout=2)
-            return Node(base, proc.pid)
-        except requests.RequestException:
-            assert time.monotonic() < deadline, "the node did not answer within 60 s"
-            time.sleep(0.2)
+    wait_until_serving(proc, base + "/", what="the node", log=tmp_path / "node.log")
+    return Node(base, proc.pid)
 
 
 class Canary:
