@@ -12,7 +12,7 @@ It only ever DECIDES that an entity conforms: `conforming` returns the entity's 
 (its warnings: recommended fields missing, which are exact) when every violation-level
 constraint certainly holds, and None otherwise — a possible violation, or input whose
 reading by pyshacl is subtle (blank nodes, rdfs:subClassOf, statements about other
-subjects). `checks.check_entities` hands those to pyshacl, which stays the reference: the
+subjects). `validation.check_entities` hands those to pyshacl, which stays the reference: the
 verdicts are pyshacl's by construction, and tests/harvesters/test_fastcheck.py compares
 both over valid and corrupted entities.
 """

@@ -3,7 +3,7 @@ per page (issue 5 items 5 and 6).
 
 Per page: the last member of an entity wins; an entity outside the source's fixed URI space,
 or a statement whose subject is not the entity, its ``#fragment`` or a blank node, is dropped
-(counted as dropped by authority); `checks.check_entities` judges the rest. Accepted entities
+(counted as dropped by authority); `validation.check_entities` judges the rest. Accepted entities
 replace their graph (graph IRI = entity IRI), deletes drop it, and a violating entity is
 QUARANTINED: not loaded, and its previous version dropped too (the index must not keep
 asserting a state the source has replaced; the status page shows why it is missing). One
@@ -49,12 +49,13 @@ from uuid import uuid4
 
 import pyoxigraph as ox
 
-from .checks import check_entities, in_uri_space
+from .checks import in_uri_space
 from .errors import HarvestError
 from .model import Member, Page, Source
 from .parse import DEFAULT_LIMITS, ParseLimits
 from .sources import origins_of
 from .store import STATE_NS, Batch, IndexStore, source_graph
+from .validation import check_entities
 
 if TYPE_CHECKING:
     from .journal import Journal
@@ -315,7 +316,7 @@ class _Run:
                      provenance=prov)
 
 
-def _line(name: str | None, message: str) -> str:  # like checks.Verdict.reasons
+def _line(name: str | None, message: str) -> str:  # like validation.Verdict.reasons
     text = message if name and message.startswith(f"{name}:") else f"{name or 'entity'}: {message}"
     return text[:1000]
 

@@ -9,10 +9,8 @@ import pyoxigraph as ox
 import pytest
 from rdflib import Graph, Literal, URIRef
 
-from harvesters import checks
+from harvesters import checks, validation
 from harvesters.checks import (
-    check_entities,
-    check_entity,
     entity_of_version,
     group_entities,
     in_uri_space,
@@ -22,6 +20,7 @@ from harvesters.checks import (
     split_versions,
 )
 from harvesters.parse import ParseLimits, parse_rdf
+from harvesters.validation import check_entities, check_entity
 from vocab import to_graph
 from vocab.namespaces import AS, DCTERMS, EA, RDF, SCHEMA, XSD
 
@@ -340,14 +339,14 @@ def test_a_batch_splits_results_by_focus_node():
 
 
 def test_a_validator_failure_quarantines_only_that_entity(monkeypatch):
-    real = checks.validate
+    real = validation.validate
 
     def flaky(graph, shapes=None):
         if (URIRef(uri("a2")), None, None) in graph:
             raise RuntimeError("validator bug")
         return real(graph, shapes)
 
-    monkeypatch.setattr(checks, "validate", flaky)
+    monkeypatch.setattr(validation, "validate", flaky)
     verdicts = check_entities({uri("a1"): actor_triples(actor()),  # pyshacl for both
                                uri("a2"): actor_triples(actor(id="a2"))}, fast=False)
     assert verdicts[uri("a1")].accepted

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harvesters import checks, fastcheck
-from harvesters.checks import check_entities
 from harvesters.parse import ParseLimits, parse_rdf
+from harvesters.validation import check_entities
 from tests.vocab.strategies import BASE, records
 from vocab import ENTITIES, to_graph
 from vocab.fields import Field

@@ -10,10 +10,10 @@ import gzip
 
 import pytest
 
-from harvesters.checks import check_entities
 from harvesters.errors import HarvestError, ResponseTooLarge
 from harvesters.model import Source
 from harvesters.readers import read_ckan, read_csv, read_dump, read_feed
+from harvesters.validation import check_entities
 
 from .test_fetch import reply, serve
 from .test_readers_support import CountingFetcher
