@@ -9,7 +9,6 @@ systemd see failures. `service.cli` adds both groups to ``atlas``.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -84,6 +83,8 @@ def index_serve_command(host: str, port: int) -> None:
 
     In production run ``ATLAS_INDEX_MODE=true gunicorn 'service:create_app()'`` instead.
     """
+    from werkzeug.serving import run_simple
+
     from . import create_app
 
     # A fresh app: INDEX_MODE decides which blueprints create_app registers.
@@ -91,10 +92,8 @@ def index_serve_command(host: str, port: int) -> None:
     click.echo(f"Index pages at http://{host}:{port}/index/search (development server; "
                "use gunicorn in production)")
     click.echo(f"Entry URL for other indexes: http://{host}:{port}/index (feed, catalog)")
-    # FlaskGroup sets FLASK_RUN_FROM_CLI, and Flask.run then returns at once without serving
-    # (it guards against `flask run` starting a second server); this command is the server.
-    os.environ.pop("FLASK_RUN_FROM_CLI", None)
-    app.run(host=host, port=port, debug=False, use_reloader=False)
+    # As `atlas serve`: werkzeug directly (Flask.run returns at once under the CLI group).
+    run_simple(host, port, app, threaded=True)
 
 
 def _passed_config() -> dict:

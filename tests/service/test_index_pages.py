@@ -182,10 +182,10 @@ def test_index_serve_runs_the_app_in_index_mode(tmp_path, monkeypatch):
     monkeypatch.setenv("ATLAS_INSTANCE", str(tmp_path / "instance"))
     ran = {}
 
-    def fake_run(self, host=None, port=None, **_kw):
-        ran.update(host=host, port=port, rules=[r.rule for r in self.url_map.iter_rules()])
+    def fake_run(host, port, app, **_kw):
+        ran.update(host=host, port=port, rules=[r.rule for r in app.url_map.iter_rules()])
 
-    monkeypatch.setattr("flask.Flask.run", fake_run)
+    monkeypatch.setattr("werkzeug.serving.run_simple", fake_run)
     app = make_app(tmp_path, tmp_path / "index", mode=False)
     result = app.test_cli_runner().invoke(main, ["index", "serve", "--port", "5123"])
     assert result.exit_code == 0, result.output
