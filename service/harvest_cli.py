@@ -29,9 +29,9 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 
 def _harvest_settings():
-    from harvesters.settings import HarvestSettings
+    from .index import harvest_settings  # imported on use: it loads the store's engine
 
-    return HarvestSettings.from_mapping(current_app.config, current_app.instance_path)
+    return harvest_settings()
 
 
 def _harvest_failure(exc: Exception) -> click.ClickException:

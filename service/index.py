@@ -73,8 +73,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(index_sparql.bp)
 
 
-def _settings() -> HarvestSettings:
-    return HarvestSettings.from_mapping(current_app.config, current_app.instance_path)
+def harvest_settings(app: Flask | None = None) -> HarvestSettings:
+    """The harvest settings (store, registry, journal) of ``app`` or the current app."""
+    app = app or current_app
+    return HarvestSettings.from_mapping(app.config, app.instance_path)
 
 
 def _wants_json() -> bool:
@@ -112,7 +114,7 @@ def _cached(key: str, stamp: Any, make: Callable[[], Any]) -> Any:
 
 def _query() -> Callable[[str], Any] | None:
     """A SPARQL query function over the published index, or None before the first snapshot."""
-    settings = _settings()
+    settings = harvest_settings()
     if settings.store_url:
         store = _cached("remote", settings.store_url, lambda: RemoteSparqlStore(
             settings.store_url, settings.update_url or settings.store_url))
@@ -132,11 +134,11 @@ def _query() -> Callable[[str], Any] | None:
 def _source_names() -> dict[str, str]:
     """Source id -> the name it was registered with: pages show names (people do not know
     ids such as ``127.0.0.1-8001``); JSON keeps the ids."""
-    return {s.id: s.name for s in _settings().registry().all() if s.name}
+    return {s.id: s.name for s in harvest_settings().registry().all() if s.name}
 
 
 def _search_index() -> SearchIndex | None:
-    path = _settings().search_path
+    path = harvest_settings().search_path
     if not path.exists():
         return None
     return _cached("search", str(path), lambda: SearchIndex(str(path)))
@@ -194,7 +196,7 @@ def facet_labels(facets: dict[str, dict[str, int]], chosen: dict[str, list[str]]
 @bp.get("/sources")
 def sources():
     """Status per source: registration, last run and its counts, quarantined entities."""
-    settings = _settings()
+    settings = harvest_settings()
     registered = {s.id: s for s in settings.registry().all()}
     query = _query()
     known = set(registered) | (source_ids(query) if query else set())

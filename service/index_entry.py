@@ -19,12 +19,12 @@ from flask import Blueprint, Flask, Response, current_app, redirect, request, ur
 import exports
 from exports.index import IndexInfo, OriginInfo, index_catalog_graph, index_graph
 from exports.node import NodeInfo
-from harvesters.settings import HarvestSettings
 from harvesters.sources import origins_of
 from vocab import VOCAB_VERSION
 
 from . import __version__
 from .catalog import choose_rdf_format, rdf_response
+from .index import harvest_settings
 from .index_feed import open_journal
 
 __all__ = ["bp", "index_info"]
@@ -36,7 +36,7 @@ def index_info(app: Flask | None = None) -> IndexInfo:
     """What the index says about itself (module docstring)."""
     app = app or current_app
     config = app.config
-    settings = HarvestSettings.from_mapping(config, app.instance_path)
+    settings = harvest_settings(app)
     node = NodeInfo(
         base=f"{config['BASE_URL']}/index", name=config["NODE_NAME"],
         description=str(config.get("NODE_DESCRIPTION") or ""), license=config["LICENSE"],

@@ -35,12 +35,12 @@ import vocab
 from exports import ldes
 from exports.triples import Triple
 from harvesters.journal import Journal, JournalEntry
-from harvesters.settings import HarvestSettings
 from vocab.namespaces import PROV
 
 from . import __version__
 from .errors import Gone, NotFound
 from .feed import answer, choose_format, limited, short_cache_control
+from .index import harvest_settings
 
 __all__ = ["bp", "index_feed_config", "member_iri", "open_journal"]
 
@@ -67,8 +67,7 @@ def member_iri(cfg: ldes.FeedConfig, seq: int) -> str:
 
 def open_journal(app: Flask | None = None) -> Journal | None:
     """The journal, read-only; None before the first harvest wrote one."""
-    app = app or current_app
-    path = HarvestSettings.from_mapping(app.config, app.instance_path).journal_path
+    path = harvest_settings(app).journal_path
     return Journal(path, readonly=True) if path.exists() else None
 
 

@@ -38,6 +38,7 @@ from harvesters.store import STATE_NS, RemoteSparqlStore, latest_snapshot
 
 from . import sparql
 from .errors import AtlasError, BadRequest
+from .index import harvest_settings
 from .sparql_query import NoSnapshot, QueryJob, QueryLimitExceeded, QueryResult, run
 from .sparql_results import Limits, media_type, serialize
 
@@ -113,15 +114,11 @@ def _cors(response: Response) -> Response:
     return sparql.cors(response)
 
 
-def _settings() -> HarvestSettings:
-    return HarvestSettings.from_mapping(current_app.config, current_app.instance_path)
-
-
 @bp.route("/sparql", methods=["GET", "POST"])
 def endpoint():
     """Answer a query over the whole index (SPARQL 1.1 Protocol §2.1), or describe it."""
     query, params = sparql.begin()
-    settings = _settings()
+    settings = harvest_settings()
     base, union = current_app.config["BASE_URL"], not settings.store_url
     if query is None:
         return sparql.describe(
